@@ -1,0 +1,82 @@
+"""The fields every vision-pretraining config shares, for ``configs/<method>.py``.
+
+Each experiment config calls ``base_config(variant)`` and adds the section named after its
+method. Values are literals chosen per variant; nothing is derived from other fields
+(a reader sees every number that runs). Variants:
+
+* ``smoke``: seconds on one CPU core, the ``digits`` dataset (always present); for tests.
+* ``demo``: the whole table in at most 10 minutes on a 2-core CPU, Fashion-MNIST.
+* ``full``: the numbers quoted in the README; an accelerator recommended.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+VARIANTS = ("smoke", "demo", "full")
+
+
+def check_variant(variant: str | None) -> str:
+  """Returns the variant name, ``demo`` when None or empty.
+
+  Raises:
+    ValueError: for a name outside ``VARIANTS``.
+  """
+  variant = variant or "demo"
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown config variant {variant!r}: use one of {', '.join(VARIANTS)} "
+                     "(e.g. --config configs/contrastive.py:demo).")
+  return variant
+
+
+def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
+  """The shared sections ``data``, ``model``, ``optim``, ``train``, ``eval`` (unlocked).
+
+  Args:
+    method: key of ``pretrain_jax.methods.METHODS``.
+    variant: ``smoke``, ``demo`` or ``full`` (None means ``demo``).
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict``; the caller adds its method section and locks.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  variant = check_variant(variant)
+  pick = lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[variant]  # noqa: E731
+
+  config = ml_collections.ConfigDict()
+  config.method = method  # Key of pretrain_jax.methods.METHODS: which pretraining runs.
+  config.variant = variant  # Recorded for the table; smoke / demo / full.
+  config.seed = 0  # Seeds init, data order, augmentations and the probe.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = pick("digits", "fashion_mnist", "fashion_mnist")  # Dataset by name.
+  config.data.val_size = pick(300, 5000, 5000)  # Validation images carved from train.
+  config.data.train_limit = pick(0, 0, 0)  # Use only the first N training images (0 = all).
+
+  config.model = ml_collections.ConfigDict()
+  config.model.width = pick(8, 16, 64)  # Encoder width w; the representation has 4w dims.
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 2e-3  # Peak learning rate of AdamW.
+  config.optim.weight_decay = 1e-4  # Decoupled weight decay of AdamW.
+  config.optim.warmup_steps = pick(5, 50, 500)  # Linear warm-up steps.
+  config.optim.end_learning_rate = 1e-5  # Final value of the cosine decay.
+  config.optim.grad_clip_norm = 1.0  # Global gradient-norm clip.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = pick(64, 128, 512)  # Global batch, split over all devices.
+  config.train.num_steps = pick(30, 300, 8000)  # Optimiser steps of pretraining.
+  config.train.log_every = pick(10, 50, 200)  # Steps between metrics lines and NaN checks.
+  config.train.checkpoint_every = pick(10, 100, 2000)  # Steps between Orbax checkpoints.
+  config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.probe_train_limit = pick(0, 10000, 0)  # Probe fits on the first N train images (0 = all).
+  config.eval.test_limit = pick(0, 0, 0)  # Evaluate on the first N test images (0 = all).
+  config.eval.l2_grid = pick((1e-4, 1e-2), (1e-5, 1e-4, 1e-3), (1e-6, 1e-5, 1e-4, 1e-3))  # Probe weight decays tried on val.
+  config.eval.probe_steps = pick(100, 300, 500)  # L-BFGS iterations of the linear probe.
+  config.eval.knn_k = 20  # Neighbours of the cosine kNN classifier.
+  config.eval.batch_size = 1000  # Images per forward pass when extracting features.
+  return config
