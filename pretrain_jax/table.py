@@ -76,9 +76,9 @@ def plot_table(rows: list[dict[str, Any]], path: Path, title: str) -> None:
   probe = [100 * row["linear_probe_test_accuracy"] for row in rows]
   knn = [100 * row["knn_test_accuracy"] for row in rows]
   y = np.arange(len(rows))
-  fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
+  fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 2.0))
   ax.barh(y - 0.2, probe, height=0.4, label="linear probe")
-  ax.barh(y + 0.2, knn, height=0.4, label=f"kNN")
+  ax.barh(y + 0.2, knn, height=0.4, label="kNN (cosine)")
   for yi, value in zip(y, probe):
     ax.text(value + 0.3, yi - 0.2, f"{value:.1f}", va="center", fontsize=8)
   ax.set_yticks(y, names)
@@ -87,7 +87,7 @@ def plot_table(rows: list[dict[str, Any]], path: Path, title: str) -> None:
   ax.set_xlim(max(0.0, low - 10), 100)
   ax.set_xlabel("test accuracy (%)")
   ax.set_title(title)
-  ax.legend(loc="lower right")
+  ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
