@@ -13,6 +13,6 @@ def get_config(arg=None):
   config = base_config("autoencoder", arg)
   config.autoencoder = ml_collections.ConfigDict()
   config.autoencoder.noise_std = 0.3  # Std of the Gaussian pixel noise (pixels in [0, 1]).
-  config.train.num_steps = {"smoke": 30, "demo": 150, "full": 8000}[config.variant]  # Optimiser steps.
+  config.train.num_steps = {"smoke": 30, "demo": 300, "full": 8000}[config.variant]  # Optimiser steps.
   config.lock()
   return config

@@ -18,6 +18,6 @@ def get_config(arg=None):
   config.contrastive.brightness = 0.4  # Max brightness shift (pixel units).
   config.contrastive.contrast = 0.4  # Max relative contrast change.
   config.contrastive.blur_probability = 0.5  # Chance a view is Gaussian-blurred.
-  config.train.num_steps = {"smoke": 30, "demo": 200, "full": 8000}[config.variant]  # Optimiser steps.
+  config.train.num_steps = {"smoke": 30, "demo": 400, "full": 8000}[config.variant]  # Optimiser steps.
   config.lock()
   return config

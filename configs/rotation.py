@@ -12,6 +12,6 @@ def get_config(arg=None):
   # Each image is shown at 4 rotations, so a step sees 4x the batch: a smaller demo batch
   # and fewer steps keep the demo table within its 10 minutes.
   config.train.batch_size = {"smoke": 64, "demo": 64, "full": 512}[config.variant]  # Images before rotation.
-  config.train.num_steps = {"smoke": 30, "demo": 200, "full": 8000}[config.variant]  # Optimiser steps.
+  config.train.num_steps = {"smoke": 30, "demo": 400, "full": 8000}[config.variant]  # Optimiser steps.
   config.lock()
   return config

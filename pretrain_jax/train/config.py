@@ -67,7 +67,7 @@ def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = pick(64, 128, 512)  # Global batch, split over all devices.
-  config.train.num_steps = pick(30, 300, 8000)  # Optimiser steps of pretraining.
+  config.train.num_steps = pick(30, 500, 8000)  # Optimiser steps of pretraining.
   config.train.log_every = pick(10, 50, 200)  # Steps between metrics lines and NaN checks.
   config.train.checkpoint_every = pick(10, 100, 2000)  # Steps between Orbax checkpoints.
   config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
