@@ -87,7 +87,7 @@ def test_smoke_run_trains_checkpoints_and_evaluates(tmp_path):
   assert results["linear_probe_test_accuracy"] > 0.5  # 10 classes: chance is 0.1.
   assert results["knn_test_accuracy"] > 0.5
   saved = json.loads((tmp_path / "run" / "results.json").read_text())
-  assert saved == pytest.approx(saved) and saved["method"] == "supervised"
+  assert saved == results and saved["method"] == "supervised" and saved["num_test_images"] == 300
   records = read_metrics(tmp_path / "run" / "metrics.jsonl")
   assert [r["step"] for r in records] == [10, 20, 30]
   assert Checkpointer(tmp_path / "run" / "checkpoints", save_interval_steps=10).latest_step() == 30
