@@ -103,7 +103,8 @@ class Pretrainer:
     """Host function images uint8 ``[n, H, W, C]`` -> float32 ``[n, D]`` features."""
     apply = jax.jit(make_features_fn(self.graphdef, self.method.features),
                     in_shardings=(self.state_sharding.params, sharding.batch_sharding(self.mesh)),
-                    out_shardings=sharding.batch_sharding(self.mesh))
+                    # Replicated output: every host gets every feature (multi-host safe).
+                    out_shardings=sharding.replicated(self.mesh))
     batch_size = self.config.eval.batch_size
     sharding.check_batch_size(batch_size, "eval.batch_size")
 
@@ -127,6 +128,8 @@ def _check_workdir(workdir: Path) -> None:
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
+  if jax.process_index() != 0:  # One writer on a shared multi-host workdir.
+    return
   tmp = path.with_suffix(".json.tmp")
   tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
   os.replace(tmp, path)

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jax
+
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or Inf; the last good checkpoint is left as it was."""
@@ -42,16 +44,21 @@ class MetricsWriter:
 
   def __init__(self, path: Path, resume_step: int):
     self.path = Path(path)
+    # Only process 0 writes (the workdir is shared by all hosts of a multi-host run).
+    self.enabled = jax.process_index() == 0
     kept = []
     if self.path.exists():
       for line in self.path.read_text().splitlines():
         if line.strip() and json.loads(line).get("step", 0) <= resume_step:
           kept.append(line)
-    self.path.write_text("".join(line + "\n" for line in kept))
+    if self.enabled:
+      self.path.write_text("".join(line + "\n" for line in kept))
     self.previous_seconds = json.loads(kept[-1]).get("train_seconds", 0.0) if kept else 0.0
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     """Appends ``{"step": step, **metrics}`` (values as Python floats)."""
+    if not self.enabled:
+      return
     record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
