@@ -17,6 +17,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from pretrain_jax.train.config import parse_flags
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: configs/<method>.py[:smoke|demo|full].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, results).")
@@ -45,4 +47,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -22,6 +22,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from pretrain_jax.train.config import parse_flags
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Table config: configs/table.py[:smoke|demo|full].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of the table and its runs.")
@@ -146,4 +148,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -91,6 +91,12 @@ def test_smoke_run_trains_checkpoints_and_evaluates(tmp_path):
   records = read_metrics(tmp_path / "run" / "metrics.jsonl")
   assert [r["step"] for r in records] == [10, 20, 30]
   assert Checkpointer(tmp_path / "run" / "checkpoints", save_interval_steps=10).latest_step() == 30
+  # Interrupted during evaluation: the same call restores step 30 and evaluates again.
+  (tmp_path / "run" / "results.json").unlink()
+  again = loop.train_and_evaluate(smoke_config("supervised"), tmp_path / "run", progress=False)
+  for key in ("linear_probe_test_accuracy", "knn_test_accuracy", "final_loss"):
+    assert again[key] == results[key], key
+  assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [10, 20, 30]
 
 
 def test_classical_and_random_init_rows(tmp_path):
@@ -186,5 +192,18 @@ def test_misspelled_override_is_a_one_line_error(tmp_path):
   proc = _main(tmp_path / "run", "--config.train.num_stepz=3")
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode != 0
-  assert "num_stepz" in out
+  lines = [line for line in out.splitlines() if line.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error:"), out
+  assert "num_stepz" in lines[0] and 'Did you mean "num_steps"' in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
+def test_missing_config_file_is_a_one_line_error(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-m", "pretrain_jax.main", "--config=configs/jigsaw.py:demo",
+                         f"--workdir={tmp_path / 'run'}"], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode != 0
+  assert proc.stderr.strip() == ("error: no config file 'configs/jigsaw.py': pass one of "
+                                 "configs/<method>.py[:smoke|demo|full].")
   assert not (tmp_path / "run").exists()

@@ -80,3 +80,43 @@ def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
   config.eval.knn_k = 20  # Neighbours of the cosine kNN classifier.
   config.eval.batch_size = 1000  # Images per forward pass when extracting features.
   return config
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing for the entry points, with bad flags reported in one line.
+
+  A misspelled ``--config.a.b=value`` override, a missing config file or an unknown
+  variant exits with ``error: ...`` on one line instead of a traceback. Pass it as
+  ``app.run(main, flags_parser=parse_flags)``.
+
+  Args:
+    argv: the command line, program name first.
+
+  Returns:
+    The arguments left after the flags.
+  """
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  for index, arg in enumerate(argv):
+    path = None
+    if arg.startswith("--config="):
+      path = arg.split("=", 1)[1]
+    elif arg == "--config" and index + 1 < len(argv):
+      path = argv[index + 1]
+    if path is not None and not pathlib.Path(path.split(":", 1)[0]).is_file():
+      raise SystemExit(f"error: no config file {path.split(':', 1)[0]!r}: pass one of "
+                       "configs/<method>.py[:smoke|demo|full].")
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, OSError, TypeError, ValueError) as error:
+    text = str(error)
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+      text = text[1:-1]  # KeyError-style messages arrive quoted.
+    text = text.replace("\\n", "\n").replace("\\'", "'")
+    if isinstance(error, AttributeError):
+      text = f"unknown config field {text}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # A config file that raised: its own last line says what is wrong, not the trace.
+    message = lines[-1] if "Traceback" in text else " ".join(lines)
+    raise SystemExit(f"error: {message}") from None

@@ -169,7 +169,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: Path, train_images: np.
     start = int(state.step)
     writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
     train_step = run.jit_train_step()
-    final_loss = float("nan")
+    final_loss = float(writer.last_record.get("loss", float("nan")))
     started = time.perf_counter()
     bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.method,
                disable=not progress or num_steps == start, dynamic_ncols=True)

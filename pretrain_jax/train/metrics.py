@@ -53,7 +53,9 @@ class MetricsWriter:
           kept.append(line)
     if self.enabled:
       self.path.write_text("".join(line + "\n" for line in kept))
-    self.previous_seconds = json.loads(kept[-1]).get("train_seconds", 0.0) if kept else 0.0
+    # The newest record kept (empty for a fresh run): where a resumed run picks up.
+    self.last_record = json.loads(kept[-1]) if kept else {}
+    self.previous_seconds = self.last_record.get("train_seconds", 0.0)
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
     """Appends ``{"step": step, **metrics}`` (values as Python floats)."""
