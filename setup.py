@@ -6,7 +6,7 @@ setup(
     name="pretrain_jax",
     version="0.1.0",
     description="Pretraining (supervised and self-supervised) in JAX/Flax NNX, "
-                "from the lecture notes' equations to the comparison tables.",
+    "from the lecture notes' equations to the comparison tables.",
     packages=find_packages(include=["pretrain_jax", "pretrain_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
@@ -26,8 +26,17 @@ setup(
         # TensorFlow Datasets: the online path to fashion_mnist / mnist.
         "tfds": ["tensorflow-datasets>=4.9", "array_record", "pillow"],
         # Test suite: pytest, notebooks executed headless, the TFDS mock path.
-        "test": ["scipy>=1.11", "pytest>=8", "pytest-xdist>=3", "nbclient>=0.10", "nbformat>=5.10",
-                 "ipykernel>=6", "tensorflow-datasets>=4.9", "array_record", "pillow"],
+        "test": [
+            "scipy>=1.11",
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6",
+            "tensorflow-datasets>=4.9",
+            "array_record",
+            "pillow",
+        ],
         # Benchmarks compare against BlackJAX.
         "bench": ["blackjax>=1.2"],
     },
