@@ -147,14 +147,28 @@ class MultiHeadSelfAttentionTest(chex.TestCase):
     chex.assert_tree_all_finite(grads)
 
   def test_bf16_inputs_softmax_in_float32(self):
-    args = [jnp.asarray(a, jnp.bfloat16) for a in _random_inputs(5, 6, 8, 2, 4, 4)]
+    m, *projections = _random_inputs(5, 6, 8, 2, 4, 4)
+    # Projections scaled to variance 1/J, as MultiHeadAttention initialises them, so the
+    # scores are O(1): with unit-variance weights they reach ~50, and one bf16 rounding of
+    # a query (relative 2⁻⁸) moves them by ~0.2 nats, an error set by the conditioning of
+    # the softmax rather than by bf16 precision.
+    args = [jnp.asarray(a, jnp.bfloat16) for a in [m] + [w / np.sqrt(8) for w in projections]]
     weights, out = jax.jit(lambda *a: (attention.attention_weights(*a[:3]),
                                        attention.multi_head_self_attention(*a)))(*args)
     self.assertEqual(weights.dtype, jnp.float32)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
     self.assertEqual(out.dtype, jnp.bfloat16)
-    expected = _loop_multi_head_self_attention(*[np.asarray(a, np.float32) for a in args])
-    np.testing.assert_allclose(np.asarray(out, np.float32), expected, rtol=0.1, atol=0.1)
+    # Oracle: the float64 loop on the SAME bf16-rounded inputs, so only the rounding inside
+    # the computation remains. bf16 keeps 8 significant bits: unit roundoff u = 2⁻⁸ ≈ 3.9e-3.
+    # The bf16 path rounds the projections Q, K, V, the weights α (cast for the weighted
+    # sum) and the output, about five roundings of relative size u, each scaled by at most
+    # the output magnitude; measured over 75 seeds the error stays below 2.5 u max|out|.
+    # Allow 4 u max|out| (two bf16 ulps at the largest output); the old rtol = atol = 0.1
+    # allowed more than 25 u.
+    expected = _loop_multi_head_self_attention(*[np.asarray(a, np.float64) for a in args])
+    unit_roundoff = 2.0**-8
+    np.testing.assert_allclose(np.asarray(out, np.float64), expected, rtol=0,
+                               atol=4 * unit_roundoff * np.abs(expected).max())
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_vmap_and_grad(self):

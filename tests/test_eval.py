@@ -111,10 +111,17 @@ def test_chooses_lambda_with_best_validation_accuracy(digits, sklearn_by_l2):
   # Ties go to the largest λ.
   assert result.best_l2 == max(l2 for l2, a in result.val_accuracy_by_l2.items() if a == best)
   assert result.val_accuracy == best
-  # Recompute the reported accuracies from the returned model.
-  assert result.val_accuracy == np.mean(result.predict(xva) == yva)
-  assert result.test_accuracy == np.mean(result.predict(xte) == yte)
-  assert result.train_accuracy == np.mean(result.predict(xtr) == ytr)
+  # Oracle for the reported accuracies: scikit-learn's LogisticRegression, fitted
+  # independently at the chosen λ (same objective, C = 1/(λN)) on the same standardised
+  # features. Both reach the same unique optimum, so their accuracies may differ only
+  # through predictions at near-tied logits: allow 2 examples per split (they agree
+  # exactly today).
+  reference = sklearn_by_l2[result.best_l2]
+  splits = zip(("train", "val", "test"), _numpy_standardize(xtr, xva, xte), (ytr, yva, yte),
+               (result.train_accuracy, result.val_accuracy, result.test_accuracy))
+  for split, features, labels, accuracy in splits:
+    expected = np.mean(reference.predict(features) == labels)
+    assert abs(accuracy - expected) <= 2 / len(labels), (split, accuracy, expected)
   # Every λ's validation accuracy agrees with sklearn's at that λ (same optimum).
   _, sva = _numpy_standardize(xtr, xva)
   for l2, accuracy in result.val_accuracy_by_l2.items():

@@ -210,6 +210,16 @@ def test_pytree_positions_one_key_per_leaf():
   assert np.all(np.abs(a.var(0) - 1.0) < 5 * np.sqrt(2.0 / num_chains))
 
 
+def _numpy_log_p(y):
+  """log N(y; MEAN, COV) up to a constant, float64."""
+  return -0.5 * (y - MEAN) @ PRECISION @ (y - MEAN)
+
+
+def _numpy_log_q(to, frm, eta):
+  """log q(to | frm) = log N(to; frm + η ∇log p(frm), 2η I) up to a constant, float64."""
+  return -np.sum((to - frm + eta * PRECISION @ (frm - MEAN))**2) / (4 * eta)
+
+
 class StepVariantsTest(parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
@@ -220,9 +230,21 @@ class StepVariantsTest(parameterized.TestCase):
     state = langevin.init(jnp.array([0.5, 0.5]), gaussian_logdensity)
     new_1, info_1 = step(jax.random.key(9), state)
     new_2, _ = step(jax.random.key(9), state)
-    new_3, _ = step(jax.random.key(10), state)
+    new_3, info_3 = step(jax.random.key(10), state)
     chex.assert_trees_all_equal(new_1, new_2)  # same key, same result
-    assert not np.array_equal(new_1.position, new_3.position) or name == "mala"
+    if name == "mala":
+      # Oracle: the Metropolis-Hastings ratio recomputed in numpy (float64) from the old
+      # and new positions. With these keys both proposals are accepted (the steps head
+      # towards the mean, min(1, α) = 1), so the two keys must give different positions.
+      x = np.asarray(state.position, np.float64)
+      for new, info in ((new_1, info_1), (new_3, info_3)):
+        y = np.asarray(new.position, np.float64)
+        assert bool(info.is_accepted) and not np.array_equal(y, x)
+        log_alpha = (_numpy_log_p(y) - _numpy_log_p(x) + _numpy_log_q(x, y, 0.2)
+                     - _numpy_log_q(y, x, 0.2))
+        np.testing.assert_allclose(info.acceptance_rate, min(1.0, np.exp(log_alpha)),
+                                   rtol=1e-5)
+    assert not np.array_equal(new_1.position, new_3.position)
     chex.assert_shape(new_1.position, (2,))
     chex.assert_shape((new_1.logdensity, info_1.acceptance_rate, info_1.is_accepted), ())
     assert info_1.acceptance_rate.dtype == jnp.float32

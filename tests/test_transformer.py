@@ -1,5 +1,7 @@
 """Tests for the NNX Transformer: causality, padding, wiring vs jax.nn.dot_product_attention."""
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -108,6 +110,10 @@ def test_padding_tokens_do_not_change_real_positions(causal):
 
 def test_attention_weights():
   model = _model(causal=True, positional="dials")
+  # A non-trivial LayerNorm (init is scale 1, bias 0) so the oracle checks its parameters.
+  norm, rng = model.blocks[0].attention_norm, np.random.default_rng(30)
+  norm.scale[...] = jnp.asarray(rng.uniform(0.5, 1.5, DIM), jnp.float32)
+  norm.bias[...] = jnp.asarray(rng.normal(scale=0.3, size=DIM), jnp.float32)
   padding = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 0, 1, 0, 1]], bool)
   tokens = jnp.asarray(np.random.default_rng(3).integers(0, VOCAB, padding.shape))
   weights = _jitted(model, "attention_weights")(tokens, jnp.asarray(padding))
@@ -118,14 +124,58 @@ def test_attention_weights():
   future = np.triu(np.ones((6, 6), bool), k=1)
   np.testing.assert_array_equal(weights[..., future], 0.0)
   np.testing.assert_array_equal(weights[:, 1, :, :, ~padding[1]], 0.0)
-  # Layer 0 sees the embeddings: its weights are attention_weights on LN(embed + position).
-  x = model.embed(tokens) + model.positions(6)[None]
-  mask = attention.causal_mask(6)[None] & jnp.asarray(padding)[:, None, :]
+  # Layer 0 sees the embeddings: its weights must equal the oracle below, the slides'
+  # equations written as plain float64 numpy loops from the raw parameters (no library
+  # attention, positional or normalisation code).
+  np.testing.assert_allclose(weights[0], _loop_first_layer_attention_weights(
+      model, np.asarray(tokens), padding), atol=2e-6)
+
+
+def _loop_first_layer_attention_weights(model, tokens, padding):
+  """Independent oracle for layer 0's α[b, h, t, t'] of a causal "dials" Transformer.
+
+  x[t] = E[token_t] + dial(t), dial(t)[2k] = cos(2^k ω t), dial(t)[2k + 1] = sin(2^k ω t)
+  for k < n = min(D/2, bit_length(max_len)), ω = π / max_len, zeros after column 2n;
+  m = LayerNorm(x) (biased variance, ε = 1e-6, then scale and bias);
+  s[h, t, t'] = Σ_k (Σ_j W^Q[h, k, j] m[t, j]) (Σ_j W^K[h, k, j] m[t', j]) / √K over the
+  allowed t' (t' ≤ t and token t' real); α = softmax over those t', 0 elsewhere.
+  """
+  embedding = np.asarray(model.embed.embedding[...], np.float64)
   block = model.blocks[0]
-  expected = jax.vmap(lambda m, mk: attention.attention_weights(
-      m, block.attention.w_query[...], block.attention.w_key[...], mask=mk))(
-          block.attention_norm(x), mask)
-  np.testing.assert_allclose(weights[0], expected, atol=1e-6)
+  scale = np.asarray(block.attention_norm.scale[...], np.float64)
+  bias = np.asarray(block.attention_norm.bias[...], np.float64)
+  w_query = np.asarray(block.attention.w_query[...], np.float64)
+  w_key = np.asarray(block.attention.w_key[...], np.float64)
+  batch, num_positions = tokens.shape
+  num_heads, key_dim, model_dim = w_query.shape
+  num_dials, omega = min(model_dim // 2, MAX_LEN.bit_length()), math.pi / MAX_LEN
+  weights = np.zeros((batch, num_heads, num_positions, num_positions))
+  for b in range(batch):
+    normed = np.zeros((num_positions, model_dim))
+    for t in range(num_positions):
+      x = embedding[tokens[b, t]].copy()
+      for k in range(num_dials):
+        x[2 * k] += math.cos(2**k * omega * t)
+        x[2 * k + 1] += math.sin(2**k * omega * t)
+      mean = sum(x) / model_dim
+      variance = sum((x_j - mean)**2 for x_j in x) / model_dim
+      for j in range(model_dim):
+        normed[t, j] = (x[j] - mean) / math.sqrt(variance + 1e-6) * scale[j] + bias[j]
+    for h in range(num_heads):
+      for t in range(num_positions):
+        query = [sum(w_query[h, k, j] * normed[t, j] for j in range(model_dim))
+                 for k in range(key_dim)]
+        scores = {}
+        for u in range(t + 1):
+          if padding[b, u]:
+            key = [sum(w_key[h, k, j] * normed[u, j] for j in range(model_dim))
+                   for k in range(key_dim)]
+            scores[u] = sum(q * c for q, c in zip(query, key)) / math.sqrt(key_dim)
+        top = max(scores.values())
+        total = sum(math.exp(v - top) for v in scores.values())
+        for u, v in scores.items():
+          weights[b, h, t, u] = math.exp(v - top) / total
+  return weights
 
 
 def test_multi_head_attention_matches_dot_product_attention():
