@@ -1,12 +1,15 @@
 """Tests for pretrain_jax.train.checkpoint (Orbax CheckpointManager wrapper).
 
 Oracles: the arrays that were saved (kept as host copies), the requested shardings,
-the save/preservation policies restated as plain integer arithmetic, and a real process
-killed in the middle of a save.
+the save/preservation policies restated as plain integer arithmetic, a real process
+killed in the middle of a save, and checkpoints damaged on disk (a flipped data byte,
+missing or garbage Orbax files) next to intact older ones.
 """
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding
@@ -315,3 +319,331 @@ def test_killed_save_never_replaces_last_good_checkpoint(tmp_path):
     restored, _ = ckpt.restore(_abstract(_small()), {"a": 1})
     np.testing.assert_array_equal(restored["w"], np.arange(4.0) + 2)
   assert sorted(os.listdir(directory)) == ["1", "2"]
+
+
+# --- Verification: corrupt checkpoints are detected, reported in one line, and skipped. ---
+
+
+def _step_state(step):
+  """A replicated state whose every array depends on `step`.
+
+  Its kernels (3 x 1024 float32) are too big for OCDBT to inline into b-tree nodes, so
+  they live in the data files under `<step>/state/`.
+  """
+  state = _make_state(hidden=1024)
+  return jax.tree.map(
+      lambda x: x if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x + step, state
+  )
+
+
+def _save_steps(directory, steps):
+  """Saves `_step_state(s)` for each s; returns host copies of what was saved, by step."""
+  saved = {}
+  with Checkpointer(directory, save_interval_steps=10, max_to_keep=len(steps)) as ckpt:
+    for step in steps:
+      state = _step_state(step)
+      saved[step] = _to_host(state)
+      assert ckpt.save(step, state, CONFIG)
+  return saved
+
+
+def _listing(directory):
+  """Every path under `directory` with its size (None for directories)."""
+  out = {}
+  for root, dirs, files in os.walk(directory):
+    for name in dirs:
+      out[os.path.relpath(os.path.join(root, name), directory)] = None
+    for name in files:
+      path = os.path.join(root, name)
+      out[os.path.relpath(path, directory)] = os.path.getsize(path)
+  return out
+
+
+def _largest_data_file(step_dir):
+  """The biggest OCDBT data file (`.../d/<hash>`) of a step's `state` item."""
+  files = [
+      os.path.join(root, name)
+      for root, _, names in os.walk(os.path.join(step_dir, "state"))
+      if os.path.basename(root) == "d"
+      for name in names
+  ]
+  assert files, _listing(step_dir)
+  return max(files, key=os.path.getsize)
+
+
+def _flip_middle_byte(path):
+  with open(path, "r+b") as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x01]))
+
+
+def _flip_data_byte(step_dir):
+  _flip_middle_byte(_largest_data_file(step_dir))
+
+
+def _truncate_data_file(step_dir):
+  path = _largest_data_file(step_dir)
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _flip_btree_byte(step_dir):
+  """Flips a byte of the root OCDBT b-tree node (a `state/d/` file; TensorStore CRCs these)."""
+  (name,) = os.listdir(os.path.join(step_dir, "state", "d"))
+  _flip_middle_byte(os.path.join(step_dir, "state", "d", name))
+
+
+def _write(path, text):
+  with open(path, "w") as f:
+    f.write(text)
+
+
+def _tamper_fingerprint(step_dir):
+  path = os.path.join(step_dir, "fingerprint", "metadata")
+  with open(path) as f:
+    text = f.read()
+  digest = re.search(r'"sha256": "([0-9a-f]{64})"', text).group(1)
+  _write(path, text.replace(digest, "0" * 64, 1))
+
+
+# name -> (how to damage a step directory, what the one reported line must say about it)
+CORRUPTIONS = {
+    "flipped_data_byte": (
+        _flip_data_byte,
+        r"is corrupt: \S+/30/state fingerprint mismatch for \S+",
+    ),
+    "truncated_data_file": (
+        _truncate_data_file,
+        r"is unreadable: \S+/30/state\S* could not be read \([A-Z_]+ reading \S+\)",
+    ),
+    "flipped_btree_byte": (
+        _flip_btree_byte,
+        r"is unreadable: \S+/30/state/d/[0-9a-f]+ could not be read \(DATA_LOSS\)",
+    ),
+    "missing_METADATA": (
+        lambda d: os.remove(os.path.join(d, "state", "_METADATA")),
+        r"is unreadable: \S+/30/state/_METADATA missing",
+    ),
+    "missing_manifest": (
+        lambda d: os.remove(os.path.join(d, "state", "manifest.ocdbt")),
+        r"is unreadable: \S+/30/state/manifest\.ocdbt missing",
+    ),
+    "missing_state_dir": (
+        lambda d: shutil.rmtree(os.path.join(d, "state")),
+        r"is unreadable: \S+/30/state missing",
+    ),
+    "garbage_METADATA": (
+        lambda d: _write(os.path.join(d, "state", "_METADATA"), "{not json"),
+        r"is unreadable: \S+/30/state/_METADATA is not valid JSON",
+    ),
+    "garbage_config": (
+        lambda d: _write(os.path.join(d, "config", "metadata"), "\x00garbage"),
+        r"is unreadable: \S+/30/config/metadata is not valid JSON",
+    ),
+    "missing_fingerprint": (
+        lambda d: shutil.rmtree(os.path.join(d, "fingerprint")),
+        r"is unreadable: \S+/30/fingerprint missing",
+    ),
+    "tampered_fingerprint": (
+        _tamper_fingerprint,
+        r"is corrupt: \S+/30/state fingerprint mismatch for \S+",
+    ),
+}
+
+
+# A TensorStore traceback printed from one of its threads fails the test.
+no_stray_tracebacks = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+
+
+@no_stray_tracebacks
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corrupt_latest_step_falls_back_to_previous(tmp_path, capfd, corruption):
+  damage, reason = CORRUPTIONS[corruption]
+  saved = _save_steps(tmp_path, [10, 20, 30])
+  damage(str(tmp_path / "30"))
+  before = _listing(tmp_path)
+  capfd.readouterr()
+
+  lines = []
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG)
+    chex.assert_trees_all_equal(_to_host(restored), saved[20])
+    assert len(lines) == 1, lines
+    assert re.fullmatch(rf"checkpoint step 30 {reason}; falling back to step 20", lines[0]), lines
+    assert ckpt.latest_step() == 30  # reported, not removed
+    # Re-reaching step 30 does not overwrite the corrupt copy; it says so instead.
+    assert not ckpt.save(30, restored, CONFIG, force=True)
+    assert len(lines) == 2 and lines[1].startswith("step 30 not saved: checkpoint step 30 is")
+    assert "\n" not in lines[1] and "aside" in lines[1]
+
+  assert _listing(tmp_path) == before  # nothing deleted, renamed or rewritten
+  assert "Traceback" not in capfd.readouterr().err
+
+
+@no_stray_tracebacks
+def test_default_log_fn_prints_one_line_to_stderr(tmp_path, capfd):
+  saved = _save_steps(tmp_path, [10, 20])
+  os.remove(tmp_path / "20" / "state" / "_METADATA")
+  capfd.readouterr()
+  with Checkpointer(tmp_path, save_interval_steps=10) as ckpt:
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG)
+  chex.assert_trees_all_equal(_to_host(restored), saved[10])
+  err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("checkpoint")]
+  assert len(err) == 1 and re.fullmatch(
+      r"checkpoint step 20 is unreadable: \S+/20/state/_METADATA missing; falling back to step 10",
+      err[0],
+  )
+
+
+def test_flipped_byte_is_silent_for_orbax_itself(tmp_path):
+  """The failure the fingerprint exists for: Orbax reads the flipped file without error."""
+  saved = _save_steps(tmp_path, [10])
+  _flip_data_byte(str(tmp_path / "10"))
+  manager = ocp.CheckpointManager(tmp_path)
+  abstract = _abstract(_step_state(0))
+  restored = manager.restore(10, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+  manager.close()
+  differs = jax.tree.map(lambda a, b: not np.array_equal(a, b), _to_host(restored.state), saved[10])
+  assert sum(jax.tree.leaves(differs)) == 1
+
+
+@no_stray_tracebacks
+def test_every_checkpoint_corrupt_raises_one_line_error(tmp_path, capfd):
+  _save_steps(tmp_path, [10, 20, 30])
+  _flip_data_byte(str(tmp_path / "30"))
+  shutil.rmtree(tmp_path / "20" / "state")
+  os.remove(tmp_path / "10" / "state" / "manifest.ocdbt")
+  before = _listing(tmp_path)
+  capfd.readouterr()
+
+  lines = []
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    with pytest.raises(ckpt_lib.CheckpointCorruptError) as info:
+      ckpt.restore(_abstract(_step_state(0)), CONFIG)
+  message = str(info.value)
+  assert isinstance(info.value, ValueError)
+  assert "\n" not in message
+  assert info.value.__cause__ is None and info.value.__context__ is None
+  assert message.startswith(f"every checkpoint in {tmp_path} failed verification (step 30 corrupt")
+  assert re.search(r"step 20 unreadable: \S+/20/state missing", message)
+  assert re.search(r"step 10 unreadable: \S+/10/state/manifest\.ocdbt missing", message)
+  assert message.endswith(f"move {tmp_path} aside and re-run to start from scratch")
+  assert [line.split(";")[-1] for line in lines] == [
+      " falling back to step 20",
+      " falling back to step 10",
+  ]
+  assert _listing(tmp_path) == before
+  assert "Traceback" not in capfd.readouterr().err
+
+
+@no_stray_tracebacks
+def test_explicit_step_of_corrupt_checkpoint_raises(tmp_path):
+  saved = _save_steps(tmp_path, [10, 20])
+  _flip_data_byte(str(tmp_path / "20"))
+  lines = []
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    with pytest.raises(ckpt_lib.CheckpointCorruptError) as info:
+      ckpt.restore(_abstract(_step_state(0)), CONFIG, step=20)
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        r"checkpoint step 20 is corrupt: \S+/20/state fingerprint mismatch for \S+; restore "
+        r"another step \(available: \[10, 20\]\) or pass step=None to fall back to the "
+        r"newest good one",
+        message,
+    )
+    assert lines == []  # an explicit step never falls back
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG, step=10)
+  chex.assert_trees_all_equal(_to_host(restored), saved[10])
+
+
+def test_config_mismatch_is_not_corruption(tmp_path):
+  _save_steps(tmp_path, [10, 20])
+  _flip_data_byte(str(tmp_path / "20"))
+  changed = {**CONFIG, "model": {**CONFIG["model"], "hidden": 16}}
+  lines = []
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    with pytest.raises(CheckpointMismatchError, match=r"step 20 .*model\.hidden=8"):
+      ckpt.restore(_abstract(_step_state(0)), changed)
+  assert lines == []
+
+
+def test_clean_round_trip_verifies_and_records_every_leaf(tmp_path):
+  saved = _save_steps(tmp_path, [10])
+  lines, hook = [], sys.unraisablehook
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG)
+  chex.assert_trees_all_equal(_to_host(restored), saved[10])
+  assert lines == []
+  assert sys.unraisablehook is hook  # the traceback filter is only kept after a failure
+  with open(tmp_path / "10" / "fingerprint" / "metadata") as f:
+    recorded = json.load(f)["leaves"]
+  shapes = {name: list(shape) for name, shape in ckpt_lib._flat_shapes(_step_state(0)).items()}
+  assert {name: entry["shape"] for name, entry in recorded.items()} == shapes
+  assert recorded["rng"]["dtype"] == "uint32"  # a typed key is fingerprinted as key data
+
+
+def test_restore_in_another_dtype_verifies_the_saved_bytes(tmp_path):
+  with Checkpointer(tmp_path, save_interval_steps=1, log_fn=pytest.fail) as ckpt:
+    ckpt.save(1, _small(0.5), CONFIG)
+    abstract = {"w": jax.ShapeDtypeStruct((4,), jnp.bfloat16, sharding=_replicated())}
+    restored, _ = ckpt.restore(abstract, CONFIG)
+  assert restored["w"].dtype == jnp.bfloat16
+  assert restored["w"].sharding.is_equivalent_to(_replicated(), 1)
+  np.testing.assert_array_equal(np.asarray(restored["w"], np.float32), np.arange(4.0) + 0.5)
+
+
+def _save_without_fingerprint(directory, step, state):
+  """Writes a checkpoint the way this module did before verification existed."""
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=True))
+  args = ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      config=ocp.args.JsonSave(ckpt_lib.normalize_config(CONFIG)),
+  )
+  manager.save(step, args=args)
+  manager.close()
+
+
+def test_checkpoint_from_before_verification_restores_unverified(tmp_path):
+  state = _step_state(10)
+  _save_without_fingerprint(tmp_path, 10, state)
+  lines = []
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG)
+    chex.assert_trees_all_equal(_to_host(restored), _to_host(state))
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"checkpoint step 10 predates verification \(no fingerprint item in \S+/10\); "
+        r"restored it unverified",
+        lines[0],
+    )
+    # New saves into the same directory are verified; a corrupt one falls back to the old.
+    assert ckpt.save(20, _step_state(20), CONFIG)
+  _flip_data_byte(str(tmp_path / "20"))
+  lines.clear()
+  with Checkpointer(tmp_path, save_interval_steps=10, log_fn=lines.append) as ckpt:
+    restored, _ = ckpt.restore(_abstract(_step_state(0)), CONFIG)
+  chex.assert_trees_all_equal(_to_host(restored), _to_host(state))
+  assert [re.match(r"checkpoint step (\d+) ", line).group(1) for line in lines] == ["20", "10"]
+  assert "falling back to step 10" in lines[0] and "predates verification" in lines[1]
+
+
+def test_shard_fingerprints_are_checked_against_the_whole_restored_array():
+  """Per-shard fingerprints (of leaves not fully addressable at save) check every slice.
+
+  Here the restored array is fully addressable, so each recorded shard is compared with
+  the same slice of the whole array, whatever sharding the restore asked for.
+  """
+  mesh = Mesh(jax.devices(), ("data",))
+  x = jax.device_put(jnp.arange(32.0).reshape(8, 4), NamedSharding(mesh, P("data")))
+  shards = {
+      ckpt_lib._index_key(s.index, x.shape): ckpt_lib._sha256(np.asarray(s.data))
+      for s in x.addressable_shards
+  }
+  assert sorted(shards) == ["0:2,0:4", "2:4,0:4", "4:6,0:4", "6:8,0:4"]
+  entry = {"dtype": "float32", "shape": [8, 4], "shards": shards}
+  assert ckpt_lib._first_mismatch({"x": x}, {"x": entry}) is None
+  replicated = jax.device_put(x, _replicated())
+  assert ckpt_lib._first_mismatch({"x": replicated}, {"x": entry}) is None
+  assert ckpt_lib._first_mismatch({"x": replicated.at[5, 1].add(1.0)}, {"x": entry}) == "x"
