@@ -1,4 +1,4 @@
-"""The comparison table: every method on the same encoder and data, one variant.
+"""The vision family's comparison table: every method on the same encoder and data.
 
   python -m pretrain_jax.table --config configs/table.py:demo --workdir runs/table_demo
 
@@ -17,5 +17,9 @@ def get_config(arg=None):
   config.seed = 0  # Overrides every method config's seed.
   config.methods = ("raw_pixels", "pca", "kmeans", "random_init", "autoencoder", "rotation",
                     "contrastive", "supervised")  # Rows, in order; each is configs/<name>.py.
+  config.columns = ("method", "supervision", "pretrain_seconds", "linear_probe_test_accuracy",
+                    "knn_test_accuracy")  # The vision family's columns: keys of results.json.
+  config.plot_columns = ("linear_probe_test_accuracy", "knn_test_accuracy")  # Bars of table.png.
+  config.title = "frozen features"  # Chart title after "<dataset>, <variant>: ".
   config.lock()
   return config

@@ -8,6 +8,7 @@ import pytest
 from absl.testing import parameterized
 from sklearn import decomposition
 
+from pretrain_jax.methods import common
 from pretrain_jax.methods import kmeans
 from pretrain_jax.methods import pca
 from pretrain_jax.methods import raw_pixels
@@ -20,14 +21,16 @@ def _images(n, height, width, channels, seed=0):
 
 @pytest.mark.parametrize("module", [raw_pixels, pca, kmeans])
 def test_method_interface(module):
-  assert module.KIND == "classical"
+  # Closed-form baselines: fitted once by the loop, no network, evaluated by probe + kNN.
+  assert callable(module.fit) and not hasattr(module, "make_model")
+  assert module.evaluate is common.evaluate_features
   assert module.NAME == module.__name__.rsplit(".", 1)[-1]
   assert module.SUPERVISION == "none"
 
 
 def test_raw_pixels_shape_and_scaling():
   images = _images(5, 4, 3, 2)
-  features = raw_pixels.fit(images, ml_collections.ConfigDict(), seed=0)(images)
+  features = raw_pixels.fit_features(images, ml_collections.ConfigDict(), seed=0)(images)
   chex.assert_shape(features, (5, 24))
   assert features.dtype == np.float32
   for n in range(5):  # Row-major (H, W, C) flattening of pixel / 255.
@@ -44,7 +47,7 @@ def test_raw_pixels_shape_and_scaling():
 def test_pca_matches_svd(whiten):
   train, test = _images(300, 6, 6, 1, seed=1), _images(20, 6, 6, 1, seed=2)
   config = ml_collections.ConfigDict({"pca": {"num_components": 8, "whiten": whiten}})
-  features_fn = pca.fit(train, config, seed=0)
+  features_fn = pca.fit_features(train, config, seed=0)
   # Oracle: exact SVD of the centred train pixels, in float64.
   x = train.reshape(300, -1) / 255.0
   mean = x.mean(axis=0)
@@ -66,9 +69,9 @@ def test_pca_matches_svd(whiten):
 def test_pca_rejects_bad_config():
   train = _images(10, 4, 4, 1)
   with pytest.raises(ValueError):
-    pca.fit(train, ml_collections.ConfigDict(), seed=0)
+    pca.fit_features(train, ml_collections.ConfigDict(), seed=0)
   with pytest.raises(ValueError):
-    pca.fit(train, ml_collections.ConfigDict({"pca": {"num_components": 17, "whiten": False}}),
+    pca.fit_features(train, ml_collections.ConfigDict({"pca": {"num_components": 17, "whiten": False}}),
             seed=0)
 
 
@@ -178,12 +181,12 @@ def test_kmeans_fit_from_config():
   config = ml_collections.ConfigDict({"kmeans": {
       "patch_size": 3, "num_patches": 300, "num_centroids": 6, "stride": 1,
       "normalize_eps": 10.0, "zca_eps": 0.1}})
-  features_fn = kmeans.fit(train, config, seed=0)
+  features_fn = kmeans.fit_features(train, config, seed=0)
   features = features_fn(train[:4])
   chex.assert_shape(features, (4, 24))
   assert features.dtype == np.float32 and np.all(features >= 0)
   # Same seed, same features.
-  np.testing.assert_array_equal(kmeans.fit(train, config, seed=0)(train[:4]), features)
+  np.testing.assert_array_equal(kmeans.fit_features(train, config, seed=0)(train[:4]), features)
   del config.kmeans["zca_eps"]
   with pytest.raises(ValueError, match="zca_eps"):
-    kmeans.fit(train, config, seed=0)
+    kmeans.fit_features(train, config, seed=0)

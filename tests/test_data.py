@@ -4,8 +4,11 @@ splits and the deterministic batch iterators."""
 import dataclasses
 import gzip
 import hashlib
+import json
+import os
 import struct
 import subprocess
+import time
 
 import jax
 import numpy as np
@@ -186,6 +189,113 @@ def test_missing_dataset_error_names_fetch_command(tmp_path, monkeypatch):
     assert "\n" not in message
 
 
+@pytest.fixture
+def fetched_fashion(fake_fashion, monkeypatch):
+  """The tiny fake fashion_mnist fetched into a tmp cache (a real manifest), files aged 1 h.
+
+  Aged so that the load-time sha256 memo applies to them: a file modified in the last 2 s
+  is hashed on every load.
+  """
+  monkeypatch.setattr(fetch, "FASHION_MNIST_SHA256", fake_fashion["hashes"])
+  fetch.fetch("fashion_mnist", fake_fashion["data_dir"], log=lambda line: None)
+  path = fake_fashion["data_dir"] / "fashion_mnist"
+  hour_ago_ns = time.time_ns() - 3600 * 10**9
+  for file in path.iterdir():
+    os.utime(file, ns=(hour_ago_ns, hour_ago_ns))
+  return {**fake_fashion, "path": path}
+
+
+def _flip_last_byte(file):
+  with open(file, "r+b") as f:  # In place; the .npy header stays valid.
+    f.seek(-1, os.SEEK_END)
+    byte = f.read(1)[0]
+    f.seek(-1, os.SEEK_END)
+    f.write(bytes([byte ^ 0xFF]))
+
+
+def _truncate(file):
+  with open(file, "r+b") as f:
+    f.truncate(os.fstat(f.fileno()).st_size // 2)
+
+
+def _replace(file):
+  replacement = file.with_name("replacement.npy")
+  np.save(replacement, np.flip(np.load(file)), allow_pickle=False)  # Valid, same shape.
+  os.replace(replacement, file)
+
+
+def _assert_refetch_repairs(fetched, data_dir, mentions):
+  """The advised fetch command names the damage (not "already there") and repairs it."""
+  messages = []
+  fetch.fetch("fashion_mnist", data_dir, log=messages.append)
+  assert not any("already" in message for message in messages), messages
+  assert any(mentions in message and "replacing" in message for message in messages), messages
+  assert len(fetched["calls"]) == 2 and fetch.is_fetched("fashion_mnist", data_dir)
+  images, labels = datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  np.testing.assert_array_equal(images[..., 0], fetched["arrays"]["train-images-idx3-ubyte.gz"])
+  np.testing.assert_array_equal(labels, fetched["arrays"]["train-labels-idx1-ubyte.gz"])
+
+
+@pytest.mark.parametrize("damage", [_flip_last_byte, _truncate, _replace],
+                         ids=["flip_byte", "truncate", "replace"])
+@pytest.mark.parametrize("file_name", ["train_images.npy", "train_labels.npy"])
+def test_load_rejects_a_cache_file_changed_since_fetch(fetched_fashion, damage, file_name):
+  data_dir, path = fetched_fashion["data_dir"], fetched_fashion["path"]
+  datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")  # Now memoised.
+  damage(path / file_name)
+  with pytest.raises(ValueError) as error:
+    datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  message = str(error.value)
+  assert "\n" not in message
+  assert f"Cache file {path / file_name} does not match its sha256 in manifest.json" in message
+  assert message.endswith(datasets.fetch_command("fashion_mnist", data_dir))
+  _assert_refetch_repairs(fetched_fashion, data_dir, mentions=str(path / file_name))
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda manifest: json.dumps({**manifest, "files": {**manifest["files"], "train_images.npy": None}}),
+     "has no sha256 for train_images.npy"),
+    (lambda manifest: '{"files": {', "is unreadable (JSONDecodeError"),
+    (lambda manifest: "[]", "has no 'files' table"),
+], ids=["missing_hash", "bad_json", "not_an_object"])
+def test_load_rejects_a_damaged_manifest(fetched_fashion, edit, problem):
+  data_dir, manifest_path = fetched_fashion["data_dir"], fetched_fashion["path"] / datasets.MANIFEST
+  manifest_path.write_text(edit(json.loads(manifest_path.read_text())))
+  with pytest.raises(ValueError) as error:
+    datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  message = str(error.value)
+  assert "\n" not in message
+  assert f"Cache manifest {manifest_path} {problem}" in message
+  assert message.endswith(datasets.fetch_command("fashion_mnist", data_dir))
+  assert not fetch.is_fetched("fashion_mnist", data_dir)
+  _assert_refetch_repairs(fetched_fashion, data_dir, mentions=str(manifest_path))
+
+
+def test_load_hashes_each_cache_file_once_per_process(fetched_fashion, monkeypatch):
+  data_dir, path = fetched_fashion["data_dir"], fetched_fashion["path"]
+  hashed, sha256 = [], hashlib.sha256
+
+  def counting_sha256(*args, **kwargs):
+    hashed.append(args)
+    return sha256(*args, **kwargs)
+
+  monkeypatch.setattr(hashlib, "sha256", counting_sha256)
+  first = datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  assert len(hashed) == 2  # Images and labels.
+  second = datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  assert len(hashed) == 2, "an unchanged cache file must be hashed only once per process"
+  for got, want in zip(second, first):
+    np.testing.assert_array_equal(got, want)
+  # A file with a new mtime is hashed again (and still matches); one modified in the last
+  # 2 s, or stamped in the future, is hashed on every load, since a write in the same
+  # timestamp tick could leave its size and mtime unchanged.
+  future_ns = time.time_ns() + 3600 * 10**9
+  os.utime(path / "train_labels.npy", ns=(future_ns, future_ns))
+  datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  datasets.load("fashion_mnist", "train", data_dir=data_dir, source="offline")
+  assert len(hashed) == 4
+
+
 def test_load_rejects_unknown_name_split_and_source():
   with pytest.raises(ValueError, match="known datasets: digits, fashion_mnist, mnist"):
     datasets.load("cifar10", "train")
@@ -338,8 +448,21 @@ def test_host_batch_reads_this_hosts_share(monkeypatch):
   shares = []
   for index in range(2):
     monkeypatch.setattr(jax, "process_index", lambda index=index: index)
-    shares.append(iterators.host_batch(images, labels, seed=5, step=9, global_batch_size=6))
+    shares.append(iterators.host_batch({"image": images, "label": labels}, seed=5, step=9,
+                                       global_batch_size=6))
   global_idx = iterators.batch_indices(5, 9, 20, 6)
   np.testing.assert_array_equal(np.concatenate([s["image"] for s in shares]), images[global_idx])
   np.testing.assert_array_equal(np.concatenate([s["label"] for s in shares]), labels[global_idx])
   assert shares[0]["image"].shape == (3, 4, 4, 1) and shares[0]["label"].dtype == np.int32
+
+
+def test_host_batch_takes_any_pytree_and_refuses_ragged_splits():
+  tokens = np.arange(40, dtype=np.int32).reshape(20, 2)
+  split = {"tokens": tokens, "meta": (np.arange(20.0), {"doc": np.arange(20) // 5})}
+  batch = iterators.host_batch(split, seed=1, step=3, global_batch_size=4)
+  rows = iterators.batch_indices(1, 3, 20, 4)  # Independent: the indices themselves.
+  np.testing.assert_array_equal(batch["tokens"], tokens[rows])
+  np.testing.assert_array_equal(batch["meta"][0], rows.astype(np.float64))
+  np.testing.assert_array_equal(batch["meta"][1]["doc"], rows // 5)
+  with pytest.raises(ValueError, match="same leading"):
+    iterators.host_batch({"a": np.zeros(20), "b": np.zeros(19)}, seed=0, step=0, global_batch_size=4)

@@ -17,10 +17,10 @@ import pytest
 
 from pretrain_jax import methods
 from pretrain_jax.data import datasets, iterators
-from pretrain_jax.table import load_method_config
 from pretrain_jax.train import loop, sharding
 from pretrain_jax.train.checkpoint import Checkpointer, CheckpointMismatchError
 from pretrain_jax.train.metrics import NonFiniteLossError, read_metrics
+from pretrain_jax.train.config import load_method_config
 from pretrain_jax.train.steps import make_train_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def smoke_config(method: str, **overrides):
 
 def digits_batch(step: int, batch_size: int):
   images, labels = datasets.load("digits", "train")
-  return iterators.host_batch(images, labels, 0, step, batch_size)
+  return iterators.host_batch({"image": images, "label": labels}, 0, step, batch_size)
 
 
 def test_train_step_compiles_once_and_reduces_loss():
@@ -54,9 +54,13 @@ def test_train_step_compiles_once_and_reduces_loss():
     state, metrics = counted(state, sharding.global_batch(digits_batch(i % 2, 64), run.mesh))
     losses.append(float(metrics["loss"]))
   assert int(state.step) == 8
-  # Golden number: the supervised smoke config's loss at its first step on the first digits
-  # batch (≈ ln 10 at initialisation). Update it ONLY when a change to the model, init, data
-  # order or augmentation is intended, and say so in the commit; otherwise it is a regression.
+  # Golden number: the supervised smoke config's mean cross-entropy (nats) at its first step
+  # on the first digits batch. It is not ln 10 = 2.3026: the freshly initialised classifier's
+  # logits are not all equal, so the loss sits a little above the uniform prediction's.
+  # It pins init, model, data order, augmentation and loss together: update it ONLY when a
+  # change to one of those is intended, and say so in the commit; otherwise it is a
+  # regression. A new jax/XLA version may move the last digits (float reassociation),
+  # which rel=1e-4 absorbs.
   assert losses[0] == pytest.approx(2.3952222, rel=1e-4)
   # Two alternating batches: training on them must lower their loss.
   assert losses[-2] < losses[0] and losses[-1] < losses[1], losses
@@ -84,8 +88,10 @@ def test_four_devices_match_one_device(method):
 
 def test_smoke_run_trains_checkpoints_and_evaluates(tmp_path):
   results = loop.train_and_evaluate(smoke_config("supervised"), tmp_path / "run", progress=False)
-  assert results["linear_probe_test_accuracy"] > 0.5  # 10 classes: chance is 0.1.
-  assert results["knn_test_accuracy"] > 0.5
+  # Bars the run must reach: random conv features give ~0.79 on this probe (see below);
+  # 30 supervised steps must lift it (measured 0.84 probe / 0.81 kNN with jax 0.10.2).
+  assert results["linear_probe_test_accuracy"] >= 0.80
+  assert results["knn_test_accuracy"] >= 0.75
   saved = json.loads((tmp_path / "run" / "results.json").read_text())
   assert saved == results and saved["method"] == "supervised" and saved["num_test_images"] == 300
   records = read_metrics(tmp_path / "run" / "metrics.jsonl")
@@ -102,9 +108,18 @@ def test_smoke_run_trains_checkpoints_and_evaluates(tmp_path):
 def test_classical_and_random_init_rows(tmp_path):
   raw = loop.train_and_evaluate(smoke_config("raw_pixels"), tmp_path / "raw", progress=False)
   rand = loop.train_and_evaluate(smoke_config("random_init"), tmp_path / "rand", progress=False)
-  # Raw pixels of digits are nearly linearly separable; random conv features less so but far above chance.
-  assert raw["linear_probe_test_accuracy"] > 0.9
-  assert rand["linear_probe_test_accuracy"] > 0.3
+  # Oracle for the raw-pixel row: scikit-learn's logistic regression on the same pixels,
+  # fitted on the same train split (val carved by the same seed), scored on the same test.
+  from sklearn.linear_model import LogisticRegression
+  images, labels = datasets.load("digits", "train")
+  train_idx, _ = datasets.train_val_split(len(images), 300, seed=0)
+  test_images, test_labels = datasets.load("digits", "test")
+  flat = lambda x: x.reshape(len(x), -1) / 255.0  # noqa: E731
+  reference = LogisticRegression(max_iter=5000).fit(flat(images[train_idx]), labels[train_idx])
+  sklearn_accuracy = reference.score(flat(test_images), test_labels)
+  assert abs(raw["linear_probe_test_accuracy"] - sklearn_accuracy) <= 0.02, sklearn_accuracy
+  # Random conv features: well above chance (0.1) but below pixels on 8x8 digits.
+  assert 0.70 <= rand["linear_probe_test_accuracy"] < raw["linear_probe_test_accuracy"]
   assert rand["num_steps"] == 0 and raw["num_steps"] == 0
 
 
@@ -140,10 +155,11 @@ def test_unknown_method():
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
   real_host_batch = iterators.host_batch
 
-  def poisoned(images, labels, seed, step, batch_size):
-    batch = real_host_batch(images, labels, seed, step, batch_size)
+  def poisoned(split, seed, step, batch_size):
+    batch = real_host_batch(split, seed, step, batch_size)
+    batch["image"] = batch["image"].astype(np.float32) / 255.0  # Same dtype at every step.
     if step >= 12:
-      batch["image"] = np.full(batch["image"].shape, np.nan, np.float32)
+      batch["image"][:] = np.nan
     return batch
 
   monkeypatch.setattr(loop.iterators, "host_batch", poisoned)

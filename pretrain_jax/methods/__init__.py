@@ -1,22 +1,32 @@
-"""Pretraining methods: one module each, all registered in ``METHODS``.
+"""Pretraining methods: one module each, all registered in ``METHODS`` (the one dispatch).
 
-Every method module exposes the same small interface, so adding a method means adding a
-module here and a config in ``configs/``; the train loop never changes.
+A method module owns its model, its loss (or its own update rule) and its evaluation;
+the loop (``pretrain_jax.train.loop``), ``TrainState``, checkpointing, resume, sharding
+and metrics are shared and know nothing of images or text. Adding a method means adding
+a module here, a line in ``METHODS`` and a config in ``configs/``; the loop never changes.
 
-Neural methods (``KIND = "neural"``) train the shared ``ConvEncoder``:
+Every module has ``NAME``, ``SUPERVISION`` (what signal it learns from, for the tables)
+and ``evaluate(trained, data, config) -> dict`` (its family's numbers, written to
+results.json). ``data`` is the loop's splits, each a pytree of equal-length arrays (for
+images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). Then either
 
-* ``make_model(config, info, *, rngs) -> nnx.Module`` with an ``encoder`` attribute,
-* ``loss_fn(model, batch, key, config) -> (loss, metrics)`` where ``batch`` is
-  ``{"image": float32 [B, H, W, C] in [0, 1], "label": int32 [B]}``, ``key`` the step's
-  PRNG key and ``loss`` a float32 scalar (units in the module's docstring),
-* ``features(model, images) -> float32 [B, D]``, the frozen representation evaluated.
+* iterative methods, trained by the loop for ``train.num_steps`` steps:
 
-Classical baselines (``KIND = "classical"``) have no network:
+  - ``make_model(config, info, *, rngs) -> nnx.Module``;
+  - ``loss_fn(model, batch, key, config) -> (loss, metrics)``: a float32 scalar (units in
+    the module's docstring) whose gradient the shared step applies, ``batch`` a batch of
+    the train split, ``key`` the step's PRNG key; or
+    ``make_train_step(run) -> step(state, batch) -> (state, metrics)``, the method's own
+    pure update rule (word2vec's sparse SGD, CD-k), given the loop's ``Pretrainer``;
+  - optional ``make_optimizer(config) -> optax.GradientTransformation`` (or a pytree of
+    them for alternating updates; their states live in ``TrainState.opt_state``) and
+    ``init_extra(config, model, key) -> pytree`` (persistent chains, EMA weights: kept in
+    ``TrainState.extra``, checkpointed and resumed like the rest);
+  - ``evaluate`` receives the loop's ``TrainedModel``;
 
-* ``fit(train_images, config, seed) -> features_fn``, ``features_fn(uint8 [n, H, W, C])
-  -> float32 [n, D]``.
+* or closed-form baselines, fitted once with no steps and no checkpoints:
 
-Both kinds carry ``NAME`` and ``SUPERVISION`` (the table's Supervision column).
+  - ``fit(train, config) -> fitted``; ``evaluate`` receives ``fitted``.
 """
 
 from pretrain_jax.methods import autoencoder

@@ -18,8 +18,8 @@ from pretrain_jax.nn.encoder import ConvDecoder
 
 NAME = "autoencoder"
 SUPERVISION = "none (denoise pixels)"
-KIND = "neural"
 features = common.features
+evaluate = common.evaluate
 
 
 class Model(nnx.Module):
@@ -44,7 +44,7 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
 
   Args:
     model: the ``Model``.
-    batch: ``{"image": float32 [B, H, W, C] in [0, 1], ...}``; labels are not read.
+    batch: ``{"image": uint8 [B, H, W, C] (or float32 in [0, 1]), ...}``; labels are not read.
     key: PRNG key of the step (the noise).
     config: the run's config (``config.autoencoder.noise_std``, pixel units).
 
@@ -52,7 +52,7 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
     (loss = sum of squared pixel errors per image, averaged over the batch;
     {"mse": mean squared error per pixel}).
   """
-  images = batch["image"]
+  images = common.to_float_images(batch["image"])
   noisy = augment.add_noise(key, images, config.autoencoder.noise_std)
   squared_error = jnp.square(model(noisy) - images)
   return squared_error.sum(axis=(1, 2, 3)).mean(), {"mse": squared_error.mean()}

@@ -22,8 +22,8 @@ from pretrain_jax.objectives.infonce import contrastive_loss
 
 NAME = "contrastive"
 SUPERVISION = "none (two views, InfoNCE)"
-KIND = "neural"
 features = common.features
+evaluate = common.evaluate
 
 
 class Model(nnx.Module):
@@ -49,7 +49,7 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
 
   Args:
     model: the ``Model``.
-    batch: ``{"image": float32 [B, H, W, C] in [0, 1], ...}``; labels are not read.
+    batch: ``{"image": uint8 [B, H, W, C] (or float32 in [0, 1]), ...}``; labels are not read.
     key: PRNG key of the step (both views' augmentations).
     config: the run's config (``config.contrastive``: temperature, crop_scale,
       brightness, contrast, blur_probability).
@@ -63,9 +63,10 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
       k, image, crop_scale=tuple(settings.crop_scale), brightness=settings.brightness,
       contrast=settings.contrast, blur_probability=settings.blur_probability)
   key_a, key_b = jax.random.split(key)
-  num_images = batch["image"].shape[0]
-  views_a = jax.vmap(view)(jax.random.split(key_a, num_images), batch["image"])
-  views_b = jax.vmap(view)(jax.random.split(key_b, num_images), batch["image"])
+  images = common.to_float_images(batch["image"])
+  num_images = images.shape[0]
+  views_a = jax.vmap(view)(jax.random.split(key_a, num_images), images)
+  views_b = jax.vmap(view)(jax.random.split(key_b, num_images), images)
   projections = model(jax.numpy.concatenate([views_a, views_b]))
   a, b = projections[:num_images], projections[num_images:]
   loss = contrastive_loss(a, b, settings.temperature)

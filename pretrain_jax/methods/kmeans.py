@@ -34,9 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn import cluster
 
+from pretrain_jax.methods import common
+
 NAME = "kmeans"
 SUPERVISION = "none"
-KIND = "classical"
 
 _REQUIRED_FIELDS = ("patch_size", "num_patches", "num_centroids", "stride",
                     "normalize_eps", "zca_eps")
@@ -303,7 +304,7 @@ def fit_encoder(train_images, *, patch_size, num_patches, num_centroids, stride,
                        normalize_eps=float(normalize_eps))
 
 
-def fit(train_images, config, seed):
+def fit_features(train_images, config, seed):
   """Fits a Coates–Lee–Ng k-means encoder; returns its feature map.
 
   Args:
@@ -328,3 +329,20 @@ def fit(train_images, config, seed):
       num_centroids=int(section.num_centroids), stride=int(section.stride),
       normalize_eps=float(section.normalize_eps), zca_eps=float(section.zca_eps), seed=seed)
   return functools.partial(encode, encoder)
+
+
+def fit(train, config):
+  """The loop's entry: ``fit_features(train["image"], config, config.seed)``.
+
+  Args:
+    train: the loop's train split, ``{"image": uint8 [N, H, W, C], "label": int32 [N]}``
+      (labels are not read).
+    config: the run's config.
+
+  Returns:
+    The ``features_fn`` of ``fit_features``, which ``evaluate`` probes.
+  """
+  return fit_features(train["image"], config, config.seed)
+
+
+evaluate = common.evaluate_features

@@ -15,14 +15,14 @@ Config section `pca`:
 import numpy as np
 from sklearn import decomposition
 
+from pretrain_jax.methods import common
 from pretrain_jax.methods.raw_pixels import raw_pixel_features
 
 NAME = "pca"
 SUPERVISION = "none"
-KIND = "classical"
 
 
-def fit(train_images, config, seed):
+def fit_features(train_images, config, seed):
   """Fits PCA on the (unlabelled) train images and returns the projection.
 
   Args:
@@ -55,3 +55,20 @@ def fit(train_images, config, seed):
     return model.transform(raw_pixel_features(images)).astype(np.float32)
 
   return features_fn
+
+
+def fit(train, config):
+  """The loop's entry: ``fit_features(train["image"], config, config.seed)``.
+
+  Args:
+    train: the loop's train split, ``{"image": uint8 [N, H, W, C], "label": int32 [N]}``
+      (labels are not read).
+    config: the run's config.
+
+  Returns:
+    The ``features_fn`` of ``fit_features``, which ``evaluate`` probes.
+  """
+  return fit_features(train["image"], config, config.seed)
+
+
+evaluate = common.evaluate_features

@@ -16,8 +16,8 @@ from pretrain_jax.methods import common
 
 NAME = "random_init"
 SUPERVISION = "none (random weights)"
-KIND = "neural"
 features = common.features
+evaluate = common.evaluate
 
 
 class Model(nnx.Module):

@@ -6,9 +6,10 @@ the pixels themselves, scaled to [0, 1] and flattened. No training, no config se
 
 import numpy as np
 
+from pretrain_jax.methods import common
+
 NAME = "raw_pixels"
 SUPERVISION = "none"
-KIND = "classical"
 
 
 def raw_pixel_features(images):
@@ -30,7 +31,7 @@ def raw_pixel_features(images):
   return images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
 
 
-def fit(train_images, config, seed):
+def fit_features(train_images, config, seed):
   """Nothing to fit: returns the pixel feature map.
 
   Args:
@@ -47,3 +48,20 @@ def fit(train_images, config, seed):
   del config, seed
   raw_pixel_features(np.asarray(train_images)[:1])
   return raw_pixel_features
+
+
+def fit(train, config):
+  """The loop's entry: ``fit_features(train["image"], config, config.seed)``.
+
+  Args:
+    train: the loop's train split, ``{"image": uint8 [N, H, W, C], "label": int32 [N]}``
+      (labels are not read).
+    config: the run's config.
+
+  Returns:
+    The ``features_fn`` of ``fit_features``, which ``evaluate`` probes.
+  """
+  return fit_features(train["image"], config, config.seed)
+
+
+evaluate = common.evaluate_features

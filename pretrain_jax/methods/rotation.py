@@ -19,9 +19,9 @@ from pretrain_jax.methods import common
 
 NAME = "rotation"
 SUPERVISION = "none (predict rotation)"
-KIND = "neural"
 NUM_ROTATIONS = 4
 features = common.features
+evaluate = common.evaluate
 
 
 class Model(nnx.Module):
@@ -44,7 +44,7 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
 
   Args:
     model: the ``Model``.
-    batch: ``{"image": float32 [B, H, W, C] in [0, 1], ...}``; labels are not read.
+    batch: ``{"image": uint8 [B, H, W, C] (or float32 in [0, 1]), ...}``; labels are not read.
     key: PRNG key of the step (flips before rotating).
     config: the run's config (unused beyond the model).
 
@@ -52,7 +52,8 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
     (loss in nats per rotated image, {"accuracy": fraction of rotations recognised}).
   """
   del config
-  images = jax.vmap(augment.random_flip)(jax.random.split(key, batch["image"].shape[0]), batch["image"])
+  images = common.to_float_images(batch["image"])
+  images = jax.vmap(augment.random_flip)(jax.random.split(key, images.shape[0]), images)
   rotated, rotation_labels = augment.rotate_batch(images)
   logits = model.classifier(model.encoder(rotated))
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, rotation_labels).mean()

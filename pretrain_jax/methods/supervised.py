@@ -18,8 +18,8 @@ from pretrain_jax.methods import common
 
 NAME = "supervised"
 SUPERVISION = "class labels"
-KIND = "neural"
 features = common.features
+evaluate = common.evaluate
 
 
 class Model(nnx.Module):
@@ -44,7 +44,7 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
 
   Args:
     model: the ``Model``.
-    batch: ``{"image": float32 [B, H, W, C] in [0, 1], "label": int32 [B]}``.
+    batch: ``{"image": uint8 [B, H, W, C] (or float32 in [0, 1]), "label": int32 [B]}``.
     key: PRNG key of the step (augmentations).
     config: the run's config (``config.supervised.crop_scale``).
 
@@ -56,7 +56,8 @@ def loss_fn(model: Model, batch: dict, key: jax.Array, config: ml_collections.Co
     image = augment.random_resized_crop(crop_key, image, scale=tuple(config.supervised.crop_scale))
     return augment.random_flip(flip_key, image)
 
-  images = jax.vmap(crop_and_flip)(jax.random.split(key, batch["image"].shape[0]), batch["image"])
+  images = common.to_float_images(batch["image"])
+  images = jax.vmap(crop_and_flip)(jax.random.split(key, images.shape[0]), images)
   logits = model(images)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
   accuracy = (logits.argmax(-1) == batch["label"]).mean()

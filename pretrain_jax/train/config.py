@@ -11,6 +11,8 @@ method. Values are literals chosen per variant; nothing is derived from other fi
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 VARIANTS = ("smoke", "demo", "full")
@@ -79,6 +81,35 @@ def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
   config.eval.probe_steps = pick(100, 300, 500)  # L-BFGS iterations of the linear probe.
   config.eval.knn_k = 20  # Neighbours of the cosine kNN classifier.
   config.eval.batch_size = 1000  # Images per forward pass when extracting features.
+  return config
+
+
+def load_method_config(config_dir: str | os.PathLike, method: str, variant: str, seed: int):
+  """``<config_dir>/<method>.py``'s ``get_config(variant)`` with ``seed`` set.
+
+  Args:
+    config_dir: the directory holding the method configs (``configs/``).
+    method: a key of ``pretrain_jax.methods.METHODS``.
+    variant: ``smoke``, ``demo`` or ``full``.
+    seed: the run's seed (the table's seed overrides every method config's).
+
+  Returns:
+    The locked ``ml_collections.ConfigDict``.
+
+  Raises:
+    FileNotFoundError: no config file for ``method`` in ``config_dir``.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(config_dir) / f"{method}.py"
+  if not path.exists():
+    raise FileNotFoundError(f"No config for method {method!r}: expected {path}.")
+  spec = importlib.util.spec_from_file_location(f"pretrain_jax_config_{method}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(variant)
+  config.seed = seed
   return config
 
 

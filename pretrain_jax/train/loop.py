@@ -1,76 +1,146 @@
 """``train_and_evaluate(config, workdir)``: pretrain one method, checkpoint, evaluate.
 
-The loop knows nothing about any particular method: it asks ``pretrain_jax.methods`` for
-the module named ``config.method`` and uses its interface (``make_model``, ``loss_fn``,
-``features`` or, for classical baselines, ``fit``). A run is resumable: the same call on
-the same workdir continues from the latest checkpoint, drawing the same batches and keys
-as an uninterrupted run, and ends with the same numbers.
+The loop knows nothing of images or text. It asks ``pretrain_jax.methods`` for the
+module named ``config.method`` and the data layer for the run's splits (pytrees of
+equal-length arrays), then either fits the method in closed form (``fit``) or trains its
+model for ``train.num_steps`` steps (``make_model`` with ``loss_fn`` or its own
+``make_train_step``), and hands the result to the method's own ``evaluate``. A run is
+resumable: the same call on the same workdir continues from the newest good checkpoint,
+drawing the same batches and keys as an uninterrupted run, and ends with the same numbers.
 
-Workdir layout::
+Every check that can fail runs before step 0 and before the workdir is created: the
+finished-run guard, the config's intervals and every ``*batch_size`` against the device
+count, the data's presence and integrity, the model's construction, and a test write.
 
-  checkpoints/<step>/   Orbax checkpoints (state + config.json)
+Workdir layout (local or ``gs://``, through ``etils.epath``)::
+
+  checkpoints/<step>/   Orbax checkpoints (state + config + fingerprint)
   metrics.jsonl         one JSON object per logged step
+  nonfinite.json        present only after a non-finite stop (lets optim.* change on resume)
   results.json          written last, atomically: its presence marks a finished run
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable
 
+from etils import epath
 from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from pretrain_jax import methods
 from pretrain_jax.data import datasets
 from pretrain_jax.data import iterators
-from pretrain_jax.eval.knn import knn_accuracy
-from pretrain_jax.eval.linear_probe import linear_probe
 from pretrain_jax.train import sharding
-from pretrain_jax.train.checkpoint import Checkpointer
-from pretrain_jax.train.metrics import MetricsWriter, check_finite
+from pretrain_jax.train.checkpoint import IGNORED_CONFIG_KEYS, Checkpointer, normalize_config
+from pretrain_jax.train.metrics import MetricsWriter, NonFiniteLossError, check_finite
 from pretrain_jax.train.optimizers import make_optimizer
 from pretrain_jax.train.state import TrainState
-from pretrain_jax.train.steps import make_features_fn, make_train_step
+from pretrain_jax.train.steps import make_train_step
 
 RESULTS_FILE = "results.json"
+NONFINITE_FILE = "nonfinite.json"
+# After a non-finite stop, the advice is to resume with a lower learning rate: the whole
+# optim section may then differ from the checkpoint's.
+IGNORED_AFTER_NONFINITE = ("optim",)
 
 
 class FinishedRunError(ValueError):
   """The workdir already holds a finished run; nothing is overwritten."""
 
 
+class ResumeError(ValueError):
+  """The workdir's checkpoints cannot be continued by this config (e.g. fewer steps)."""
+
+
+class WorkdirError(OSError):
+  """The workdir cannot be used (a file, read-only, full); nothing was written."""
+
+
+def as_path(path: str | os.PathLike) -> epath.Path:
+  """``epath.Path`` of a workdir: URLs (``gs://…``) as they are, local paths absolute."""
+  text = os.fspath(path)
+  if "://" not in text:
+    text = os.path.abspath(os.path.expanduser(text))
+  return epath.Path(text)
+
+
+def to_json(payload: Any) -> str:
+  """Strict JSON text of ``payload``: NaN and ±Inf become ``null``, keys sorted.
+
+  Raises:
+    TypeError: a value JSON cannot hold.
+  """
+  def clean(value):
+    if isinstance(value, dict):
+      return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+      return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+      return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+      return int(value)
+    return value
+
+  return json.dumps(clean(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json_atomically(path: epath.Path, payload: Any) -> None:
+  """Writes strict JSON (``to_json``) to ``path`` via a temporary file and a rename.
+
+  Only process 0 writes: a multi-host run shares one workdir.
+  """
+  if jax.process_index() != 0:
+    return
+  path = epath.Path(path)
+  tmp = path.parent / (path.name + ".tmp")
+  tmp.write_text(to_json(payload))
+  tmp.replace(path)
+
+
 class Pretrainer:
-  """The pieces of a neural method's run that the loop, the notebook and tests share.
+  """The pieces of an iterative method's run that the loop, notebooks and tests share.
 
   Builds the model structure, the optimiser, the mesh and the state shardings for a
   config, without touching the disk.
 
   Args:
     config: a locked experiment config (``configs/<method>.py``).
+    info: the dataset's description passed to ``make_model``; default the one named
+      by ``config.data.name``.
     mesh: the ``("data",)`` mesh; default every device of every process.
+
+  Raises:
+    ValueError: the method is fitted in closed form (no ``make_model``), or its model
+      rejects the config.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
+  def __init__(self, config: ml_collections.ConfigDict, info: Any = None,
+               mesh: jax.sharding.Mesh | None = None):
     self.config = config
     self.method = methods.get_method(config.method)
-    if self.method.KIND != "neural":
-      raise ValueError(f"{config.method} is a classical baseline: it has no network to pretrain.")
-    self.info = datasets.DATASETS[config.data.name]
+    if not hasattr(self.method, "make_model"):
+      raise ValueError(f"{config.method} is fitted in closed form: it has no network to pretrain.")
+    self.info = info if info is not None else datasets.get_info(config.data.name)
     self.mesh = mesh if mesh is not None else sharding.make_mesh()
-    self.optimizer = make_optimizer(config.optim, config.train.num_steps)
+    if hasattr(self.method, "make_optimizer"):
+      self.optimizer = self.method.make_optimizer(config)
+    else:
+      self.optimizer = make_optimizer(config.optim, config.train.num_steps)
     abstract_model = nnx.eval_shape(lambda: self.make_model(jax.random.PRNGKey(0)))
-    self.graphdef, _ = nnx.split(abstract_model, nnx.Param)
+    self.graphdef, _, _ = nnx.split(abstract_model, nnx.Param, ...)
     self.abstract_state = jax.eval_shape(self._init, config.seed)
     self.state_sharding = sharding.replicate_tree(self.abstract_state, self.mesh)
+    self._mapped: dict[Callable, Callable] = {}
 
   def make_model(self, key: jax.Array) -> nnx.Module:
     """The method's model initialised from ``key``."""
@@ -78,13 +148,21 @@ class Pretrainer:
 
   def _init(self, seed: int) -> TrainState:
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-    _, params = nnx.split(self.make_model(init_key), nnx.Param)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=self.optimizer.init(params), rng=train_key)
+    model = self.make_model(init_key)
+    _, params, model_state = nnx.split(model, nnx.Param, ...)
+    extra = {}
+    if hasattr(self.method, "init_extra"):
+      extra = self.method.init_extra(self.config, model, jax.random.fold_in(init_key, 1))
+    if isinstance(self.optimizer, optax.GradientTransformation):
+      opt_state = self.optimizer.init(params)
+    else:  # Several optimisers (alternating updates): one state each.
+      opt_state = {name: opt.init(params) for name, opt in self.optimizer.items()}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=opt_state, rng=train_key, extra=extra)
 
   def init_state(self) -> TrainState:
     """A fresh state, created directly with its (replicated) shardings."""
-    init = jax.jit(functools.partial(self._init, self.config.seed), out_shardings=self.state_sharding)
+    init = jax.jit(lambda: self._init(self.config.seed), out_shardings=self.state_sharding)
     return init()
 
   def abstract_state_with_shardings(self) -> TrainState:
@@ -92,137 +170,240 @@ class Pretrainer:
     return jax.tree.map(lambda leaf, s: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=s),
                         self.abstract_state, self.state_sharding)
 
-  def jit_train_step(self) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+  def train_step_fn(self) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """The method's pure step: its own ``make_train_step(run)``, else a gradient step of ``loss_fn``."""
+    if hasattr(self.method, "make_train_step"):
+      return self.method.make_train_step(self)
+    return make_train_step(self.graphdef, self.method.loss_fn, self.optimizer, self.config)
+
+  def jit_train_step(self) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
     """The method's train step, jitted with shardings and the state donated."""
-    step = make_train_step(self.graphdef, self.method.loss_fn, self.optimizer, self.config)
-    return jax.jit(step, in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh)),
+    return jax.jit(self.train_step_fn(),
+                   in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh)),
                    out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
                    donate_argnums=0)
 
-  def features_fn(self, params: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """Host function images uint8 ``[n, H, W, C]`` -> float32 ``[n, D]`` features."""
-    apply = jax.jit(make_features_fn(self.graphdef, self.method.features),
-                    in_shardings=(self.state_sharding.params, sharding.batch_sharding(self.mesh)),
-                    # Replicated output: every host gets every feature (multi-host safe).
-                    out_shardings=sharding.replicated(self.mesh))
-    batch_size = self.config.eval.batch_size
+  def merge(self, state: TrainState) -> nnx.Module:
+    """The NNX model holding ``state``'s params and other variables."""
+    return nnx.merge(self.graphdef, state.params, state.model_state)
+
+  def map_batches(self, fn: Callable[[nnx.Module, Any], Any], state: TrainState, inputs: Any,
+                  batch_size: int) -> Any:
+    """Runs ``fn(model, batch)`` over the rows of ``inputs`` on every device.
+
+    Args:
+      fn: a pure function of the merged model and a batch (a pytree of arrays with
+        leading axis ``batch_size``) returning a pytree of arrays with the same leading
+        axis, e.g. features or per-example log-likelihoods. Jitted once per ``fn``.
+      state: the trained state.
+      inputs: pytree of host arrays with a common leading axis n (the same on every
+        process).
+      batch_size: rows per call, divisible by the device count; the last chunk is padded
+        with zeros and the padding dropped from the outputs.
+
+    Returns:
+      ``fn``'s outputs for all n rows, as numpy arrays (replicated: every host gets all).
+
+    Raises:
+      ValueError: ``batch_size`` not divisible by the devices, or ragged ``inputs``.
+    """
     sharding.check_batch_size(batch_size, "eval.batch_size")
+    if fn not in self._mapped:
+      graphdef, batch_sharding = self.graphdef, sharding.batch_sharding(self.mesh)
 
-    def extract(images: np.ndarray) -> np.ndarray:
-      chunks = []
-      for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
-        out = apply(params, jax.device_put(padded, sharding.batch_sharding(self.mesh)))
-        chunks.append(np.asarray(jax.device_get(out))[:len(chunk)])
-      return np.concatenate(chunks)
+      def apply(params, model_state, batch):
+        return fn(nnx.merge(graphdef, params, model_state), batch)
 
-    return extract
+      self._mapped[fn] = jax.jit(
+          apply, in_shardings=(self.state_sharding.params, self.state_sharding.model_state,
+                               batch_sharding),
+          # Replicated output: every host gets every row (multi-host safe).
+          out_shardings=sharding.replicated(self.mesh))
+    apply = self._mapped[fn]
+    count = iterators.num_examples(inputs)
+    chunks = []
+    for start in range(0, count, batch_size):
+      chunk = jax.tree.map(lambda x: np.asarray(x[start:start + batch_size]), inputs)
+      size = iterators.num_examples(chunk)
+      padded = jax.tree.map(
+          lambda x: np.concatenate([x, np.zeros((batch_size - size,) + x.shape[1:], x.dtype)]), chunk)
+      out = apply(state.params, state.model_state,
+                  jax.device_put(padded, sharding.batch_sharding(self.mesh)))
+      chunks.append(jax.tree.map(lambda y: np.asarray(y)[:size], jax.device_get(out)))
+    return jax.tree.map(lambda *ys: np.concatenate(ys), *chunks)
 
 
-def _check_workdir(workdir: Path) -> None:
+class TrainedModel:
+  """A trained iterative method, as its ``evaluate`` receives it.
+
+  Attributes:
+    run: the ``Pretrainer`` (config, mesh, model structure).
+    state: the final ``TrainState``.
+  """
+
+  def __init__(self, run: Pretrainer, state: TrainState):
+    self.run, self.state = run, state
+
+  def model(self) -> nnx.Module:
+    """The merged NNX model (for notebooks and one-off use)."""
+    return self.run.merge(self.state)
+
+  def map(self, fn: Callable[[nnx.Module, Any], Any], inputs: Any, batch_size: int) -> Any:
+    """``Pretrainer.map_batches(fn, state, inputs, batch_size)``."""
+    return self.run.map_batches(fn, self.state, inputs, batch_size)
+
+
+def check_not_finished(workdir: str | os.PathLike) -> None:
+  """Raises ``FinishedRunError`` if ``workdir`` holds ``results.json`` (nothing is touched)."""
+  workdir = as_path(workdir)
   if (workdir / RESULTS_FILE).exists():
     raise FinishedRunError(
         f"{workdir} already holds a finished run ({RESULTS_FILE}); choose a new --workdir "
         "(nothing was changed).")
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-  if jax.process_index() != 0:  # One writer on a shared multi-host workdir.
-    return
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """The config checks that need no data: intervals ≥ 1 and every batch size vs devices.
+
+  Raises:
+    ValueError: one line naming the field and a valid value.
+  """
+  train = config.train
+  if train.num_steps < 0:
+    raise ValueError(f"train.num_steps={train.num_steps} must be >= 0.")
+  for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
+    value = train.get(field)
+    if value is not None and value < 1:
+      raise ValueError(f"train.{field}={value} must be >= 1 (e.g. --config.train.{field}=1).")
+  for path, size in sharding.batch_size_fields(config).items():
+    sharding.check_batch_size(size, path)
 
 
-def pretrain(config: ml_collections.ConfigDict, workdir: Path, train_images: np.ndarray,
-             train_labels: np.ndarray, *, progress: bool = True) -> tuple[Pretrainer, TrainState, dict]:
-  """Runs (or resumes) the pretraining of a neural method in ``workdir``.
+def prepare_workdir(workdir: epath.Path) -> None:
+  """Creates ``workdir`` and checks that it takes files; on failure leaves nothing behind.
+
+  Raises:
+    WorkdirError: the path is a file, or the directory cannot be created or written
+      (read-only file system, no permission, disk full); one line naming path and cause.
+  """
+  if workdir.exists() and not workdir.is_dir():
+    raise WorkdirError(f"--workdir {workdir} is a file, not a directory; choose another path.")
+  created = None  # The outermost directory this call creates, removed again on failure.
+  for parent in [workdir, *workdir.parents]:
+    if parent.exists():
+      break
+    created = parent
+  probe = workdir / f".write_test.{jax.process_index()}.{os.getpid()}"
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe.write_text("ok")
+    probe.unlink()
+  except OSError as error:
+    if created is not None and created.exists():
+      try:
+        created.rmtree()
+      except OSError:
+        pass
+    cause = error.strerror or type(error).__name__
+    raise WorkdirError(f"--workdir {workdir} cannot be written ({cause}); choose a writable "
+                       "path (nothing was changed).") from None
+
+
+def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
+             progress: bool = True) -> tuple[TrainState, dict[str, Any]]:
+  """Runs (or resumes) the training of an iterative method in ``workdir``.
 
   Args:
-    config: the experiment config.
-    workdir: where checkpoints and metrics.jsonl live.
-    train_images: uint8 ``[N, H, W, C]`` pretraining images (the validation images
-      already removed).
-    train_labels: int32 ``[N]`` (read only by supervised methods).
+    run: the ``Pretrainer`` of the config.
+    train_split: the train split, a pytree of arrays with a common leading axis.
+    workdir: where checkpoints and metrics.jsonl live (must exist).
     progress: show a tqdm bar.
 
   Returns:
-    (the ``Pretrainer``, the final state, {"pretrain_seconds", "final_loss"}).
+    (the final state, {"pretrain_seconds": training time of every attempt, compilation
+    excluded, "compile_seconds": this attempt's compilation time, "final_loss"}).
 
   Raises:
     NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+    ResumeError: the newest checkpoint is beyond ``train.num_steps``.
     CheckpointMismatchError: the workdir's checkpoints come from another config or model.
+    CheckpointCorruptError: no checkpoint of the workdir passes verification.
   """
-  run = Pretrainer(config)
+  config, workdir = run.config, as_path(workdir)
   num_steps, batch_size = config.train.num_steps, config.train.batch_size
-  sharding.check_batch_size(batch_size)
-  if num_steps and batch_size > len(train_images):
-    raise ValueError(f"train.batch_size={batch_size} exceeds the {len(train_images)} training images.")
+  nonfinite_marker = workdir / NONFINITE_FILE
   with Checkpointer(workdir / "checkpoints", save_interval_steps=config.train.checkpoint_every,
                     max_to_keep=config.train.keep_checkpoints) as checkpointer:
-    last_saved = checkpointer.latest_step()
-    if last_saved is None:
-      state = run.init_state()
+    latest = checkpointer.latest_step()
+    if latest is not None and latest > num_steps:
+      raise ResumeError(
+          f"{workdir} holds a checkpoint of step {latest} but train.num_steps={num_steps}: pass "
+          f"--config.train.num_steps={latest} or more to continue it, or use a new --workdir.")
+    if latest is None:
+      state, last_saved = run.init_state(), None
     else:
-      state, _ = checkpointer.restore(run.abstract_state_with_shardings(), config.to_dict())
+      ignored = IGNORED_CONFIG_KEYS
+      if nonfinite_marker.exists():
+        ignored = ignored + IGNORED_AFTER_NONFINITE
+      state, _ = checkpointer.restore(run.abstract_state_with_shardings(), config.to_dict(),
+                                      ignored_config_keys=ignored)
+      last_saved = int(state.step)
     start = int(state.step)
+    last_attempt = None if latest is None else start  # The newest step a save was tried for.
     writer = MetricsWriter(workdir / "metrics.jsonl", resume_step=start)
-    train_step = run.jit_train_step()
-    final_loss = float(writer.last_record.get("loss", float("nan")))
-    started = time.perf_counter()
-    bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=config.method,
-               disable=not progress or num_steps == start, dynamic_ncols=True)
-    for step in bar:
-      host = iterators.host_batch(train_images, train_labels, config.seed, step, batch_size)
-      state, metrics = train_step(state, sharding.global_batch(host, run.mesh))
-      done = step + 1
-      is_log = done % config.train.log_every == 0 or done == num_steps
-      is_save = done % config.train.checkpoint_every == 0 or done == num_steps
-      if is_log or is_save:
-        metrics = jax.device_get(metrics)
+    final_loss = writer.last_record.get("loss")
+    compile_seconds, started = 0.0, time.perf_counter()
+    if start < num_steps:
+      started = time.perf_counter()
+      first = sharding.global_batch(iterators.host_batch(train_split, config.seed, start, batch_size),
+                                    run.mesh)
+      train_step = run.jit_train_step().lower(state, first).compile()
+      compile_seconds = time.perf_counter() - started
+      started = time.perf_counter()
+    bar = tqdm(total=num_steps, initial=start, desc=config.method, dynamic_ncols=True,
+               disable=not progress or num_steps == start)
+
+    def record(done: int, metrics: dict[str, jax.Array]) -> None:
+      """Fetches one step's metrics, stops on a non-finite value, logs them."""
+      nonlocal final_loss
+      metrics = jax.device_get(metrics)
+      try:
         check_finite(metrics, done, last_saved)
-        final_loss = float(metrics["loss"])
-        seconds = writer.previous_seconds + time.perf_counter() - started
-        writer.write(done, dict(metrics, train_seconds=seconds))
-        bar.set_postfix(loss=f"{final_loss:.4f}")
-      if is_save and checkpointer.save(done, state, config.to_dict(), force=done == num_steps):
-        last_saved = done
-    if last_saved is None or last_saved < int(state.step):
+      except NonFiniteLossError:
+        if jax.process_index() == 0:
+          nonfinite_marker.write_text(to_json({"step": done, "last_checkpoint": last_saved}))
+        raise
+      final_loss = float(metrics["loss"])
+      seconds = writer.previous_seconds + time.perf_counter() - started
+      writer.write(done, dict(metrics, train_seconds=seconds))
+      bar.set_postfix(loss=f"{final_loss:.4f}")
+
+    pending = None  # A logged step's metrics, fetched one step late so the device never waits.
+    for step in range(start, num_steps):
+      host = iterators.host_batch(train_split, config.seed, step, batch_size)
+      state, metrics = train_step(state, sharding.global_batch(host, run.mesh))
+      if pending is not None:
+        record(*pending)
+        pending = None
+      done = step + 1
+      is_save = done % config.train.checkpoint_every == 0 or done == num_steps
+      if is_save:
+        record(done, metrics)  # Checked before saving: a non-finite state is never saved.
+        if checkpointer.save(done, state, config.to_dict(), force=done == num_steps):
+          last_saved = done
+        last_attempt = done
+      elif done % config.train.log_every == 0:
+        pending = (done, metrics)
+      bar.update(1)
+    bar.close()
+    if last_attempt != int(state.step):
       checkpointer.save(int(state.step), state, config.to_dict(), force=True)
     checkpointer.wait_until_finished()
-  seconds = writer.previous_seconds + time.perf_counter() - started
-  return run, state, {"pretrain_seconds": seconds, "final_loss": final_loss}
-
-
-def evaluate(features_fn: Callable[[np.ndarray], np.ndarray], config: ml_collections.ConfigDict,
-             splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-  """Linear probe and cosine kNN on frozen features.
-
-  Args:
-    features_fn: uint8 images ``[n, H, W, C]`` -> float32 features ``[n, D]``.
-    config: the experiment config (``eval`` section, ``seed``).
-    splits: ``{"train", "val", "test"}`` -> (uint8 images, int32 labels). The probe fits
-      on train, picks its weight decay on val and is scored once on test; kNN searches
-      the train features for each test image.
-
-  Returns:
-    Accuracies as fractions in [0, 1] and the probe's chosen weight decay.
-  """
-  info = datasets.DATASETS[config.data.name]
-  features = {name: (np.asarray(features_fn(images), np.float32), labels)
-              for name, (images, labels) in splits.items()}
-  probe = linear_probe(*features["train"], *features["val"], *features["test"],
-                       num_classes=info.num_classes, l2_grid=tuple(config.eval.l2_grid),
-                       num_steps=config.eval.probe_steps, progress=False)
-  knn = knn_accuracy(*features["train"], *features["test"], k=config.eval.knn_k,
-                     num_classes=info.num_classes)
-  return {"linear_probe_test_accuracy": float(probe.test_accuracy),
-          "linear_probe_val_accuracy": float(probe.val_accuracy),
-          "linear_probe_l2": float(probe.best_l2),
-          "knn_test_accuracy": float(knn),
-          "feature_dim": int(features["test"][0].shape[1]),
-          "num_test_images": int(len(features["test"][0]))}
+  seconds = writer.previous_seconds + (time.perf_counter() - started if start < num_steps else 0.0)
+  if nonfinite_marker.exists() and jax.process_index() == 0:
+    nonfinite_marker.unlink()  # Past the stop: the checkpoints now carry the new optim.
+  return state, {"pretrain_seconds": seconds, "compile_seconds": compile_seconds,
+                 "final_loss": final_loss}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
@@ -231,47 +412,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   Args:
     config: a locked config from ``configs/<method>.py``.
-    workdir: the run's directory; created if missing.
+    workdir: the run's directory, local or ``gs://…``; created if missing.
     progress: show progress bars.
 
   Returns:
-    The results dict also written to ``workdir/results.json``: linear-probe and kNN test
-    accuracies (fractions), pretraining seconds, the config's method and variant.
+    The results dict also written to ``workdir/results.json``: the method's own numbers
+    (its ``evaluate``), ``pretrain_seconds`` (training time, compilation excluded),
+    ``compile_seconds``, ``eval_seconds``, ``final_loss``, and the run's ``method``,
+    ``supervision``, ``variant``, ``dataset``, ``num_steps`` and ``config``.
 
   Raises:
     FinishedRunError: ``workdir`` already holds ``results.json``.
-    ValueError: unknown method, dataset not fetched, batch not divisible by devices.
+    WorkdirError: the workdir cannot be written.
+    ValueError: unknown method, bad intervals, a batch size not divisible by the
+      devices, a malformed or changed dataset cache.
+    FileNotFoundError: dataset not fetched.
   """
-  workdir = Path(workdir)
-  _check_workdir(workdir)
+  workdir = as_path(workdir)
+  check_not_finished(workdir)
   method = methods.get_method(config.method)
-  if config.data.name not in datasets.DATASETS:
-    raise ValueError(f"Unknown dataset {config.data.name!r}: use one of {', '.join(datasets.DATASETS)}.")
-  images, labels = datasets.load(config.data.name, "train")
-  if config.data.train_limit:
-    images, labels = images[:config.data.train_limit], labels[:config.data.train_limit]
-  train_idx, val_idx = datasets.train_val_split(len(images), config.data.val_size, config.seed)
-  train_images, train_labels = images[train_idx], labels[train_idx]
-  workdir.mkdir(parents=True, exist_ok=True)
+  check_config(config)
+  info, data = datasets.load_for_config(config)
+  fitted_in_closed_form = hasattr(method, "fit")
+  run = None
+  if not fitted_in_closed_form:
+    if config.train.num_steps and config.train.batch_size > iterators.num_examples(data["train"]):
+      raise ValueError(f"train.batch_size={config.train.batch_size} exceeds the "
+                       f"{iterators.num_examples(data['train'])} training examples.")
+    run = Pretrainer(config, info)
+  prepare_workdir(workdir)
 
-  if method.KIND == "classical":
+  if fitted_in_closed_form:
     started = time.perf_counter()
-    features_fn = method.fit(train_images, config, config.seed)
-    summary = {"pretrain_seconds": time.perf_counter() - started, "final_loss": None}
+    trained = method.fit(data["train"], config)
+    summary = {"pretrain_seconds": time.perf_counter() - started, "compile_seconds": 0.0,
+               "final_loss": None}
   else:
-    run, state, summary = pretrain(config, workdir, train_images, train_labels, progress=progress)
-    features_fn = run.features_fn(state.params)
+    state, summary = pretrain(run, data["train"], workdir, progress=progress)
+    trained = TrainedModel(run, state)
 
-  test_images, test_labels = datasets.load(config.data.name, "test")
-  probe_limit = config.eval.probe_train_limit or len(train_images)
-  test_limit = config.eval.test_limit or len(test_images)
   started = time.perf_counter()
-  results = evaluate(features_fn, config, {
-      "train": (train_images[:probe_limit], train_labels[:probe_limit]),
-      "val": (images[val_idx], labels[val_idx]),
-      "test": (test_images[:test_limit], test_labels[:test_limit])})
+  results = method.evaluate(trained, data, config)
   results.update(summary, eval_seconds=time.perf_counter() - started, method=config.method,
-                 supervision=method.SUPERVISION, variant=config.variant, dataset=config.data.name,
-                 num_steps=int(config.train.num_steps) if method.KIND == "neural" else 0)
-  _write_json_atomically(workdir / RESULTS_FILE, results)
-  return results
+                 supervision=getattr(method, "SUPERVISION", ""), variant=config.variant,
+                 dataset=config.data.name,
+                 num_steps=0 if fitted_in_closed_form else int(config.train.num_steps),
+                 config=normalize_config(config))
+  write_json_atomically(workdir / RESULTS_FILE, results)
+  return json.loads(to_json(results))

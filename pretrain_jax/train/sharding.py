@@ -29,28 +29,61 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_size(global_batch_size: int, what: str = "train.batch_size") -> None:
-  """Raises ValueError unless the global batch splits evenly over devices and hosts."""
+  """Raises ValueError unless the global batch splits evenly over devices and hosts.
+
+  Args:
+    global_batch_size: B, the batch across all devices of all processes.
+    what: the config field it comes from, named in the message.
+
+  Raises:
+    ValueError: ``B < 1`` or B not divisible by ``jax.device_count()``; the one-line
+      message names the field and a valid value.
+  """
   devices = jax.device_count()
-  if global_batch_size % devices:
+  if global_batch_size < 1 or global_batch_size % devices:
+    suggestion = devices * max(1, global_batch_size // devices)
     raise ValueError(
         f"{what}={global_batch_size} is not divisible by the {devices} devices: "
-        f"use a multiple of {devices} (e.g. --config.{what}={devices * max(1, global_batch_size // devices)}).")
+        f"use a multiple of {devices} (e.g. --config.{what}={suggestion}).")
 
 
-def global_batch(host_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def batch_size_fields(config: Any, prefix: str = "") -> dict[str, int]:
+  """Every ``*batch_size`` field of a (nested) config, by dotted path.
+
+  Args:
+    config: an ``ml_collections.ConfigDict`` or nested mapping.
+    prefix: the dotted path of ``config`` itself (for recursion).
+
+  Returns:
+    ``{"train.batch_size": 128, "eval.batch_size": 1000, ...}``: the batch sizes a run
+    will use, each of which must divide over the devices.
+  """
+  found = {}
+  items = config.items() if hasattr(config, "items") else ()
+  for key, value in items:
+    path = f"{prefix}{key}"
+    if hasattr(value, "items"):
+      found.update(batch_size_fields(value, path + "."))
+    elif key.endswith("batch_size") and isinstance(value, int):
+      found[path] = value
+  return found
+
+
+def global_batch(host_batch: Any, mesh: Mesh) -> Any:
   """Assembles each host's share of the batch into global arrays sharded along ``data``.
 
   Args:
-    host_batch: this process's rows of the global batch, e.g. ``{"image": uint8 [B/P, H,
-      W, C], "label": int32 [B/P]}`` with P the number of processes.
+    host_batch: this process's rows of the global batch: any pytree of numpy arrays
+      with a leading axis B/P (P the number of processes), e.g. ``{"image": uint8
+      [B/P, H, W, C], "label": int32 [B/P]}``.
     mesh: the ``data`` mesh.
 
   Returns:
-    The same keys as global ``jax.Array`` of leading size B, sharded ``P("data")``.
+    The same pytree of global ``jax.Array`` of leading size B, sharded ``P("data")``.
   """
   sharding = batch_sharding(mesh)
-  return {name: jax.make_array_from_process_local_data(sharding, value)
-          for name, value in host_batch.items()}
+  return jax.tree.map(lambda value: jax.make_array_from_process_local_data(sharding, value),
+                      host_batch)
 
 
 def replicate_tree(tree: Any, mesh: Mesh) -> Any:
