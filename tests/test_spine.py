@@ -27,25 +27,18 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from test_train import smoke_config
 
 from pretrain_jax import methods
 from pretrain_jax import table
 from pretrain_jax.data import datasets
 from pretrain_jax.train import loop
 from pretrain_jax.train.checkpoint import Checkpointer
-from pretrain_jax.train.config import base_config, load_method_config
+from pretrain_jax.train.config import base_config
 from pretrain_jax.train import steps
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-
-
-def smoke_config(method: str, **overrides):
-  config = load_method_config(CONFIGS, method, "smoke", seed=0)
-  for dotted, value in overrides.items():
-    section, name = dotted.split("__")
-    config[section][name] = value
-  return config
 
 
 def _strict_json(text: str):

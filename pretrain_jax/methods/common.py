@@ -76,6 +76,25 @@ def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
   return evaluate_features(features_fn, data, config)
 
 
+def image_fit(fit_features: Callable[[np.ndarray, ml_collections.ConfigDict, int], Any]):
+  """The loop's ``fit(train, config)`` for a baseline fitted on the train images alone.
+
+  Args:
+    fit_features: ``fit_features(train_images uint8 [N, H, W, C], config, seed) ->
+      features_fn`` (labels are never read).
+
+  Returns:
+    ``fit(train, config)``, calling ``fit_features(train["image"], config, config.seed)``;
+    its ``features_fn`` is what ``evaluate_features`` probes.
+  """
+
+  def fit(train: dict[str, np.ndarray], config: ml_collections.ConfigDict):
+    return fit_features(train["image"], config, config.seed)
+
+  fit.__doc__ = f"``{fit_features.__module__}.fit_features`` on the train split's images."
+  return fit
+
+
 def evaluate_features(features_fn: Callable[[np.ndarray], np.ndarray],
                       data: dict[str, dict[str, np.ndarray]],
                       config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -50,18 +50,5 @@ def fit_features(train_images, config, seed):
   return raw_pixel_features
 
 
-def fit(train, config):
-  """The loop's entry: ``fit_features(train["image"], config, config.seed)``.
-
-  Args:
-    train: the loop's train split, ``{"image": uint8 [N, H, W, C], "label": int32 [N]}``
-      (labels are not read).
-    config: the run's config.
-
-  Returns:
-    The ``features_fn`` of ``fit_features``, which ``evaluate`` probes.
-  """
-  return fit_features(train["image"], config, config.seed)
-
-
+fit = common.image_fit(fit_features)
 evaluate = common.evaluate_features
