@@ -39,5 +39,11 @@ setup(
         ],
         # Benchmarks compare against BlackJAX.
         "bench": ["blackjax>=1.2"],
+        # benchmarks/train_step.py --vs-torch: the same train step in PyTorch (CPU build is enough).
+        "torch": ["torch>=2.1"],
+        # Accelerator hosts: JAX's CUDA 12 or TPU wheels (the README's H100 numbers: jax
+        # 0.11.2, flax 0.12.10). CPU CI pins jax 0.10.2 in constraints.txt.
+        "cuda": ["jax[cuda12]>=0.10.2,<0.12", "flax>=0.12.8"],
+        "tpu": ["jax[tpu]>=0.10.2,<0.12", "flax>=0.12.8"],
     },
 )

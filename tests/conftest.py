@@ -1,12 +1,17 @@
-"""Test configuration: 4 simulated CPU devices and strict rank promotion.
+"""Test configuration: 4 simulated CPU devices, the fast CPU XLA flags, strict rank promotion.
 
-Both settings must be applied before JAX initialises its backends, so they live here,
-at import time of the test session.
+These settings must be applied before JAX initialises its backends, so they live here,
+at import time of the test session. ``platform.configure_cpu`` adds the project's CPU
+XLA flags (as every entry point does) unless XLA_FLAGS is already set.
 """
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from pretrain_jax.train import platform  # noqa: E402
+
+platform.configure_cpu(num_devices=4)
 
 import jax  # noqa: E402
 
