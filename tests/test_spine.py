@@ -409,3 +409,22 @@ def test_model_state_and_extra_state_are_checkpointed_and_resumed(tmp_path, monk
   resumed = loop.train_and_evaluate(config, tmp_path / "killed", progress=False)
   for key in ("params", "running_mean", "ema", "opt_state", "final_loss"):
     assert resumed[key] == straight[key], key
+
+
+def test_file_system_turning_read_only_mid_run_is_one_line_and_keeps_checkpoints(tmp_path,
+                                                                                 monkeypatch):
+  real_save = Checkpointer.save
+
+  def read_only_from_step_20(self, step, state, config, *, force=False):
+    if step >= 20:
+      raise OSError(30, "Read-only file system", str(self.directory / str(step)))
+    return real_save(self, step, state, config, force=force)
+
+  monkeypatch.setattr(Checkpointer, "save", read_only_from_step_20)
+  workdir = tmp_path / "run"
+  with pytest.raises(loop.WorkdirError) as error:
+    loop.train_and_evaluate(smoke_config("supervised"), workdir, progress=False)
+  message = str(error.value)
+  assert "\n" not in message and "Read-only file system" in message and "step 20" in message
+  assert str(workdir / "checkpoints") in message
+  assert Checkpointer(workdir / "checkpoints", save_interval_steps=10).all_steps() == [10]

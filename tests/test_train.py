@@ -66,6 +66,20 @@ def test_train_step_compiles_once_and_reduces_loss():
   assert losses[-2] < losses[0] and losses[-1] < losses[1], losses
 
 
+@pytest.mark.parametrize("method", ["contrastive", "rotation", "autoencoder"])
+def test_every_method_step_is_traced_once(method):
+  config = smoke_config(method)
+  run = loop.Pretrainer(config)
+  state = run.init_state()
+  chex.clear_trace_counter()
+  traced_once = chex.assert_max_traces(n=1)(run.train_step_fn())
+  step = jax.jit(traced_once, in_shardings=(run.state_sharding, sharding.batch_sharding(run.mesh)),
+                 donate_argnums=0)
+  for i in range(3):  # Different batches and keys, same shapes: no retrace.
+    state, metrics = step(state, sharding.global_batch(digits_batch(i, 64), run.mesh))
+  assert int(state.step) == 3 and np.isfinite(float(metrics["loss"]))
+
+
 @pytest.mark.parametrize("method", ["supervised", "contrastive"])
 def test_four_devices_match_one_device(method):
   assert jax.device_count() == 4, "tests/conftest.py should simulate 4 CPU devices"
