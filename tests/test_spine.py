@@ -238,6 +238,8 @@ def test_nonfinite_stop_then_the_advised_rerun_is_accepted(tmp_path, monkeypatch
   with pytest.raises(loop.NonFiniteLossError, match="lower --config.optim.learning_rate") as error:
     loop.train_and_evaluate(smoke_config("supervised"), workdir, progress=False)
   assert "step 20" in str(error.value) and "checkpoint of step 10 is intact" in str(error.value)
+  assert Checkpointer(workdir / "checkpoints", save_interval_steps=10).latest_step() == 10
+  assert not (workdir / "results.json").exists()
   monkeypatch.setattr(loop.iterators, "host_batch", real_host_batch)
   # What the message says to do: the same command with a lower learning rate.
   results = loop.train_and_evaluate(smoke_config("supervised", optim__learning_rate=1e-3), workdir,

@@ -8,7 +8,6 @@ initialisation (LeCun-normal conv kernels, Flax's default). Its config sets
 from __future__ import annotations
 
 from flax import nnx
-import jax
 import ml_collections
 
 from pretrain_jax.data.datasets import DatasetInfo
