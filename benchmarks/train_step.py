@@ -66,15 +66,19 @@ from pretrain_jax.train import loop, platform, sharding
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def random_batch(info, batch_size: int) -> dict[str, np.ndarray]:
+  """A seeded batch of the dataset's shape: ``{"image": uint8 [B, H, W, C], "label": int32 [B]}``."""
+  rng = np.random.default_rng(0)
+  return {"image": rng.integers(0, 256, (batch_size, *info.image_shape), dtype=np.uint8),
+          "label": rng.integers(0, info.num_classes, (batch_size,), dtype=np.int32)}
+
+
 def measure(method: str, variant: str, repeats: int) -> dict:
   """Median step time of ``method`` at ``variant``'s width and batch size."""
   config = load_method_config(CONFIGS, method, variant, seed=0)
   run = loop.Pretrainer(config)
   batch_size = config.train.batch_size
-  rng = np.random.default_rng(0)
-  height, width, channels = run.info.image_shape
-  host = {"image": rng.integers(0, 256, (batch_size, height, width, channels), dtype=np.uint8),
-          "label": rng.integers(0, run.info.num_classes, (batch_size,), dtype=np.int32)}
+  host = random_batch(run.info, batch_size)
   batch = sharding.global_batch(host, run.mesh)
   step = run.jit_train_step()
   state = run.init_state()
@@ -352,10 +356,7 @@ def compare_with_torch(method: str, variant: str, rounds: int, steps_per_round: 
   config = load_method_config(CONFIGS, method, variant, seed=0)
   run = loop.Pretrainer(config)
   batch_size = config.train.batch_size
-  rng = np.random.default_rng(0)
-  height, width, channels = run.info.image_shape
-  host = {"image": rng.integers(0, 256, (batch_size, height, width, channels), dtype=np.uint8),
-          "label": rng.integers(0, run.info.num_classes, (batch_size,), dtype=np.int32)}
+  host = random_batch(run.info, batch_size)
   state = run.init_state()
   jax_model = run.merge(state)
   jax_params = sum(leaf.size for leaf in jax.tree.leaves(state.params))

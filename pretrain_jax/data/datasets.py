@@ -20,10 +20,13 @@ Cache layout (written atomically by ``fetch``)::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import pathlib
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -303,9 +306,6 @@ def _cache_file_sha256(f, file_path: pathlib.Path) -> str:
   Returns:
     The sha256 of the file's contents, 64 lowercase hex digits.
   """
-  import hashlib  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
-
   stat = os.fstat(f.fileno())
   key = (os.fspath(file_path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
          stat.st_ctime_ns)
@@ -336,8 +336,6 @@ def _manifest_sha256(path: pathlib.Path, file_names: tuple[str, ...],
     ValueError: the manifest is not readable JSON, has no ``files`` table, or lacks a hash
       for one of ``file_names``; one line naming the manifest and ending in ``refetch``.
   """
-  import json  # pylint: disable=g-import-not-at-top
-
   manifest_path = path / MANIFEST
   try:
     manifest = json.loads(manifest_path.read_text())

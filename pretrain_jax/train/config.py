@@ -11,7 +11,9 @@ method. Values are literals chosen per variant; nothing is derived from other fi
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
 
 import ml_collections
 
@@ -99,9 +101,6 @@ def load_method_config(config_dir: str | os.PathLike, method: str, variant: str,
   Raises:
     FileNotFoundError: no config file for ``method`` in ``config_dir``.
   """
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(config_dir) / f"{method}.py"
   if not path.exists():
     raise FileNotFoundError(f"No config for method {method!r}: expected {path}.")
@@ -126,7 +125,6 @@ def parse_flags(argv: list[str]) -> list[str]:
   Returns:
     The arguments left after the flags.
   """
-  import pathlib  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   for index, arg in enumerate(argv):

@@ -22,6 +22,7 @@ Workdir layout (local or ``gs://``, through ``etils.epath``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -309,24 +310,19 @@ def prepare_workdir(workdir: epath.Path) -> None:
                        "path (nothing was changed).") from None
 
 
-def _save(checkpointer: Checkpointer, step: int | None, state: TrainState,
-          config: ml_collections.ConfigDict, *, force: bool = False) -> bool:
-  """``checkpointer.save`` (or, with ``step=None``, waiting for pending saves) with file-system
-  failures (read-only, full, permissions) turned into one-line ``WorkdirError``s; the
-  checkpoints already on disk are untouched (Orbax renames a step into place only once
-  it is complete)."""
+@contextlib.contextmanager
+def _checkpoint_write_errors(directory: epath.Path, what: str):
+  """Turns file-system failures while writing checkpoints (read-only, full, permissions)
+  into one-line ``WorkdirError``s naming ``what`` and ``directory``. The checkpoints
+  already on disk stay intact: Orbax renames a step into place only once it is complete."""
   try:
-    if step is None:
-      checkpointer.wait_until_finished()
-      return True
-    return checkpointer.save(step, state, config.to_dict(), force=force)
+    yield
   except (OSError, RuntimeError, ValueError) as error:
     lines = str(error).strip().splitlines()
     cause = getattr(error, "strerror", None) or (lines[0] if lines else type(error).__name__)
-    what = "a checkpoint" if step is None else f"the checkpoint of step {step}"
-    raise WorkdirError(f"could not write {what} to {checkpointer.directory} ({cause}); the "
-                       "checkpoints already there are intact: free space or fix the "
-                       "permissions, then re-run the same command.") from None
+    raise WorkdirError(f"could not write {what} to {directory} ({cause}); the checkpoints "
+                       "already there are intact: free space or fix the permissions, then "
+                       "re-run the same command.") from None
 
 
 def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
@@ -409,16 +405,19 @@ def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
       is_save = done % config.train.checkpoint_every == 0 or done == num_steps
       if is_save:
         record(done, metrics)  # Checked before saving: a non-finite state is never saved.
-        if _save(checkpointer, done, state, config, force=done == num_steps):
+        with _checkpoint_write_errors(checkpointer.directory, f"the checkpoint of step {done}"):
+          saved = checkpointer.save(done, state, config.to_dict(), force=done == num_steps)
+        if saved:
           last_saved = done
         last_attempt = done
       elif done % config.train.log_every == 0:
         pending = (done, metrics)
       bar.update(1)
     bar.close()
-    if last_attempt != int(state.step):
-      _save(checkpointer, int(state.step), state, config, force=True)
-    _save(checkpointer, None, state, config)  # Waits until every save is on disk.
+    with _checkpoint_write_errors(checkpointer.directory, f"the checkpoint of step {int(state.step)}"):
+      if last_attempt != int(state.step):
+        checkpointer.save(int(state.step), state, config.to_dict(), force=True)
+      checkpointer.wait_until_finished()
   seconds = writer.previous_seconds + (time.perf_counter() - started if start < num_steps else 0.0)
   if nonfinite_marker.exists() and jax.process_index() == 0:
     nonfinite_marker.unlink()  # Past the stop: the checkpoints now carry the new optim.
