@@ -205,9 +205,9 @@ def test_results_are_strict_json_and_record_the_split_wiring(tmp_path, monkeypat
   seen = {}
   real_evaluate = methods.METHODS["raw_pixels"].evaluate
 
-  def spy(fitted, data, config):
+  def spy(fitted, data, config, workdir):
     seen.update(data)
-    return real_evaluate(fitted, data, config)
+    return real_evaluate(fitted, data, config, workdir)
 
   monkeypatch.setattr(methods.METHODS["raw_pixels"], "evaluate", spy)
   results = loop.train_and_evaluate(smoke_config("raw_pixels"), tmp_path / "raw", progress=False)
@@ -377,8 +377,8 @@ def _toy_method():
 
     return step
 
-  def evaluate(trained, data, config):
-    del data, config
+  def evaluate(trained, data, config, workdir):
+    del data, config, workdir
     state = trained.state
     flat = lambda tree: float(sum(jnp.abs(x).sum() for x in jax.tree.leaves(tree)))  # noqa: E731
     return {"params": flat(state.params), "running_mean": flat(state.model_state["norm"]["mean"]),

@@ -57,7 +57,7 @@ def _batch_features(model: nnx.Module, batch: dict[str, jax.Array]) -> jax.Array
 
 
 def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
-             config: ml_collections.ConfigDict) -> dict[str, Any]:
+             config: ml_collections.ConfigDict, workdir: Any = None) -> dict[str, Any]:
   """The vision family's evaluation of a trained encoder: probe and kNN on its features.
 
   Args:
@@ -66,6 +66,7 @@ def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
     data: the loop's splits (``"train"``, ``"val"``, ``"test"``), each
       ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``.
     config: the run's config (``eval`` section, ``seed``).
+    workdir: the run's directory (unused: the vision family writes no files).
 
   Returns:
     As ``evaluate_features``.
@@ -97,7 +98,7 @@ def image_fit(fit_features: Callable[[np.ndarray, ml_collections.ConfigDict, int
 
 def evaluate_features(features_fn: Callable[[np.ndarray], np.ndarray],
                       data: dict[str, dict[str, np.ndarray]],
-                      config: ml_collections.ConfigDict) -> dict[str, Any]:
+                      config: ml_collections.ConfigDict, workdir: Any = None) -> dict[str, Any]:
   """Linear probe and cosine kNN on frozen features (the notes' comparison protocol).
 
   The probe (multinomial logistic regression, ``eval.linear_probe``) fits on the first
@@ -109,6 +110,7 @@ def evaluate_features(features_fn: Callable[[np.ndarray], np.ndarray],
     features_fn: uint8 images ``[n, H, W, C]`` -> float32 features ``[n, D]``.
     data: the loop's splits, as in ``evaluate``.
     config: the run's config (``data.name``, ``eval`` section).
+    workdir: the run's directory (unused).
 
   Returns:
     ``linear_probe_test_accuracy``, ``linear_probe_val_accuracy``, ``knn_test_accuracy``

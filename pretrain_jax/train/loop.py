@@ -119,6 +119,11 @@ class Pretrainer:
     info: the dataset's description passed to ``make_model``; default the one named
       by ``config.data.name``.
     mesh: the ``("data",)`` mesh; default every device of every process.
+    num_steps: steps of the run; default ``num_steps_for(config, None)`` (the config's
+      ``train.num_steps``; runs counted in epochs pass ``num_steps_for(config, N)``).
+
+  Attributes:
+    num_steps: the run's number of steps (what the optimiser's schedule spans).
 
   Raises:
     ValueError: the method is fitted in closed form (no ``make_model``), or its model
@@ -126,8 +131,9 @@ class Pretrainer:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, info: Any = None,
-               mesh: jax.sharding.Mesh | None = None):
+               mesh: jax.sharding.Mesh | None = None, num_steps: int | None = None):
     self.config = config
+    self.num_steps = num_steps_for(config, None) if num_steps is None else int(num_steps)
     self.method = methods.get_method(config.method)
     if not hasattr(self.method, "make_model"):
       raise ValueError(f"{config.method} is fitted in closed form: it has no network to pretrain.")
@@ -136,12 +142,22 @@ class Pretrainer:
     if hasattr(self.method, "make_optimizer"):
       self.optimizer = self.method.make_optimizer(config)
     else:
-      self.optimizer = make_optimizer(config.optim, config.train.num_steps)
+      self.optimizer = make_optimizer(config.optim, self.num_steps)
     abstract_model = nnx.eval_shape(lambda: self.make_model(jax.random.PRNGKey(0)))
     self.graphdef, _, _ = nnx.split(abstract_model, nnx.Param, ...)
     self.abstract_state = jax.eval_shape(self._init, config.seed)
     self.state_sharding = sharding.replicate_tree(self.abstract_state, self.mesh)
     self._mapped: dict[Callable, Callable] = {}
+
+  def checkpoint_config(self) -> dict[str, Any]:
+    """The config stored with (and checked against) every checkpoint: the run's config plus
+    ``data_fingerprint`` when the data layer or method gives ``info.fingerprint`` (the
+    vocabulary or tokenizer a run was trained with), so a resume on other words is refused."""
+    stored = self.config.to_dict()
+    fingerprint = getattr(self.info, "fingerprint", None)
+    if fingerprint is not None:
+      stored["data_fingerprint"] = fingerprint
+    return stored
 
   def make_model(self, key: jax.Array) -> nnx.Module:
     """The method's model initialised from ``key``."""
@@ -238,12 +254,14 @@ class TrainedModel:
   """A trained iterative method, as its ``evaluate`` receives it.
 
   Attributes:
-    run: the ``Pretrainer`` (config, mesh, model structure).
+    run: the ``Pretrainer`` (config, mesh, model structure, ``info``).
     state: the final ``TrainState``.
+    summary: ``pretrain``'s summary (``pretrain_seconds``, ``compile_seconds``,
+      ``final_loss``), e.g. for a method's words/s.
   """
 
-  def __init__(self, run: Pretrainer, state: TrainState):
-    self.run, self.state = run, state
+  def __init__(self, run: Pretrainer, state: TrainState, summary: dict[str, Any] | None = None):
+    self.run, self.state, self.summary = run, state, dict(summary or {})
 
   def model(self) -> nnx.Module:
     """The merged NNX model (for notebooks and one-off use)."""
@@ -252,6 +270,31 @@ class TrainedModel:
   def map(self, fn: Callable[[nnx.Module, Any], Any], inputs: Any, batch_size: int) -> Any:
     """``Pretrainer.map_batches(fn, state, inputs, batch_size)``."""
     return self.run.map_batches(fn, self.state, inputs, batch_size)
+
+
+def num_steps_for(config: ml_collections.ConfigDict, num_train: int | None) -> int:
+  """The number of steps of a run: ``train.num_steps``, or ``train.num_epochs`` passes.
+
+  A config with a positive ``train.num_epochs`` counts its run in passes over the train
+  split (word vectors, whose split size depends on the vocabulary): steps =
+  ``num_epochs × (num_train // train.batch_size)``. Otherwise ``train.num_steps``.
+
+  Args:
+    config: the run's config.
+    num_train: examples in the train split; needed only for ``num_epochs`` configs.
+
+  Returns:
+    The number of optimiser steps, ``>= 0``.
+
+  Raises:
+    ValueError: a ``num_epochs`` config without ``num_train``.
+  """
+  num_epochs = config.train.get("num_epochs", 0)
+  if not num_epochs:
+    return int(config.train.num_steps)
+  if num_train is None:
+    raise ValueError("train.num_epochs counts steps by the train split's size: pass num_train.")
+  return int(num_epochs) * (int(num_train) // int(config.train.batch_size))
 
 
 def check_not_finished(workdir: str | os.PathLike) -> None:
@@ -270,8 +313,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     ValueError: one line naming the field and a valid value.
   """
   train = config.train
-  if train.num_steps < 0:
-    raise ValueError(f"train.num_steps={train.num_steps} must be >= 0.")
+  for field in ("num_steps", "num_epochs"):
+    if train.get(field, 0) < 0:
+      raise ValueError(f"train.{field}={train.get(field)} must be >= 0.")
   for field in ("log_every", "checkpoint_every", "keep_checkpoints"):
     value = train.get(field)
     if value is not None and value < 1:
@@ -346,7 +390,8 @@ def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
     CheckpointCorruptError: no checkpoint of the workdir passes verification.
   """
   config, workdir = run.config, as_path(workdir)
-  num_steps, batch_size = config.train.num_steps, config.train.batch_size
+  num_steps, batch_size = run.num_steps, config.train.batch_size
+  stored_config = run.checkpoint_config()
   nonfinite_marker = workdir / NONFINITE_FILE
   with Checkpointer(workdir / "checkpoints", save_interval_steps=config.train.checkpoint_every,
                     max_to_keep=config.train.keep_checkpoints) as checkpointer:
@@ -361,7 +406,7 @@ def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
       ignored = IGNORED_CONFIG_KEYS
       if nonfinite_marker.exists():
         ignored = ignored + IGNORED_AFTER_NONFINITE
-      state, _ = checkpointer.restore(run.abstract_state_with_shardings(), config.to_dict(),
+      state, _ = checkpointer.restore(run.abstract_state_with_shardings(), stored_config,
                                       ignored_config_keys=ignored)
       last_saved = int(state.step)
     start = int(state.step)
@@ -406,7 +451,7 @@ def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
       if is_save:
         record(done, metrics)  # Checked before saving: a non-finite state is never saved.
         with _checkpoint_write_errors(checkpointer.directory, f"the checkpoint of step {done}"):
-          saved = checkpointer.save(done, state, config.to_dict(), force=done == num_steps)
+          saved = checkpointer.save(done, state, stored_config, force=done == num_steps)
         if saved:
           last_saved = done
         last_attempt = done
@@ -416,7 +461,7 @@ def pretrain(run: Pretrainer, train_split: Any, workdir: str | os.PathLike, *,
     bar.close()
     with _checkpoint_write_errors(checkpointer.directory, f"the checkpoint of step {int(state.step)}"):
       if last_attempt != int(state.step):
-        checkpointer.save(int(state.step), state, config.to_dict(), force=True)
+        checkpointer.save(int(state.step), state, stored_config, force=True)
       checkpointer.wait_until_finished()
   seconds = writer.previous_seconds + (time.perf_counter() - started if start < num_steps else 0.0)
   if nonfinite_marker.exists() and jax.process_index() == 0:
@@ -452,13 +497,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   method = methods.get_method(config.method)
   check_config(config)
   info, data = datasets.load_for_config(config)
+  if hasattr(method, "prepare_data"):
+    info, data = method.prepare_data(config, info, data)
   fitted_in_closed_form = hasattr(method, "fit")
   run = None
   if not fitted_in_closed_form:
-    if config.train.num_steps and config.train.batch_size > iterators.num_examples(data["train"]):
+    num_train = iterators.num_examples(data["train"])
+    if (config.train.get("num_steps", 0) or config.train.get("num_epochs", 0)) and \
+        config.train.batch_size > num_train:
       raise ValueError(f"train.batch_size={config.train.batch_size} exceeds the "
-                       f"{iterators.num_examples(data['train'])} training examples.")
-    run = Pretrainer(config, info)
+                       f"{num_train} training examples.")
+    run = Pretrainer(config, info, num_steps=num_steps_for(config, num_train))
   prepare_workdir(workdir)
 
   if fitted_in_closed_form:
@@ -468,14 +517,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                "final_loss": None}
   else:
     state, summary = pretrain(run, data["train"], workdir, progress=progress)
-    trained = TrainedModel(run, state)
+    trained = TrainedModel(run, state, summary)
 
   started = time.perf_counter()
-  results = method.evaluate(trained, data, config)
+  results = method.evaluate(trained, data, config, workdir)
   results.update(summary, eval_seconds=time.perf_counter() - started, method=config.method,
                  supervision=getattr(method, "SUPERVISION", ""), variant=config.variant,
                  dataset=config.data.name,
-                 num_steps=0 if fitted_in_closed_form else int(config.train.num_steps),
+                 num_steps=0 if fitted_in_closed_form else run.num_steps,
                  config=normalize_config(config))
   write_json_atomically(workdir / RESULTS_FILE, results)
   return json.loads(to_json(results))
