@@ -21,6 +21,11 @@ setup(
     "matplotlib>=3.8",
     "tqdm>=4.66",
     "absl-py>=2.0",
+    "etils[epath]>=1.7",
+    # Text: BPE (HF tokenizers), the R and SWORD data files of the English corpora.
+    "tokenizers>=0.20",
+    "rdata>=1.0",
+    "pysword>=0.2.8",
   ],
   extras_require={
     # TensorFlow Datasets: the online path to fashion_mnist / mnist.
@@ -37,8 +42,8 @@ setup(
       "array_record",
       "pillow",
     ],
-    # Benchmarks compare against BlackJAX.
-    "bench": ["blackjax>=1.2"],
+    # Benchmarks and reference rows: BlackJAX (samplers), gensim (word vectors).
+    "bench": ["blackjax>=1.2", "gensim>=4.3"],
     # benchmarks/train_step.py --vs-torch: the same train step in PyTorch (CPU build is enough).
     "torch": ["torch>=2.1"],
     # Accelerator hosts: JAX's CUDA 12 or TPU wheels (the README's H100 numbers: jax

@@ -15,6 +15,10 @@ Cache layout (written atomically by ``fetch``)::
     DATA_DIR/NAME/manifest.json        # written last; its presence marks a complete dataset
     DATA_DIR/NAME/{train,test}_images.npy   uint8 [N, H, W, C]
     DATA_DIR/NAME/{train,test}_labels.npy   int32 [N]
+
+The text datasets in ``TEXT_DATASETS`` ("english", "word_benchmarks") share the cache, the
+manifest and ``fetch``, and are read by ``pretrain_jax.data.text``; ``load_for_config``
+hands a config naming one of them to ``text.load_for_config``.
 """
 
 from __future__ import annotations
@@ -94,6 +98,10 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
 }
 
+# Text datasets, fetched like the images but loaded by ``pretrain_jax.data.text``: the
+# document corpus "english" and the word-vector test files "word_benchmarks".
+TEXT_DATASETS = ("english", "word_benchmarks")
+
 # Datasets that TensorFlow Datasets provides, under its names.
 TFDS_NAMES = {"fashion_mnist": "fashion_mnist", "mnist": "mnist"}
 
@@ -127,7 +135,7 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> pathlib
   """Returns the cache directory of one dataset, ``DATA_DIR/NAME`` (may not exist).
 
   Args:
-    name: dataset name, a key of ``DATASETS``.
+    name: dataset name, a key of ``DATASETS`` or one of ``TEXT_DATASETS``.
     data_dir: cache directory; None for ``default_data_dir()``.
 
   Returns:
@@ -136,7 +144,8 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> pathlib
   Raises:
     ValueError: unknown dataset name.
   """
-  get_info(name)
+  if name not in TEXT_DATASETS:
+    get_info(name)
   root = default_data_dir() if data_dir is None else pathlib.Path(data_dir).expanduser()
   return root / name
 
@@ -156,10 +165,14 @@ def get_info(name: str) -> DatasetInfo:
     The dataset's ``DatasetInfo``.
 
   Raises:
-    ValueError: unknown name; the message lists the known names.
+    ValueError: unknown name (the message lists the known names) or a text dataset.
   """
+  if name in TEXT_DATASETS:
+    raise ValueError(f"{name!r} is a text dataset, not images: load it with "
+                     "pretrain_jax.data.text (load_documents, load_for_config, benchmark_path).")
   if name not in DATASETS:
-    raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}.")
+    raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))} "
+                     f"(images), {', '.join(TEXT_DATASETS)} (text).")
   return DATASETS[name]
 
 
@@ -525,20 +538,26 @@ def load_splits(name: str, *, val_size: int, seed: int, train_limit: int = 0,
   return splits
 
 
-def load_for_config(config: Any) -> tuple[DatasetInfo, dict[str, dict[str, np.ndarray]]]:
+def load_for_config(config: Any) -> tuple[Any, dict[str, Any]]:
   """The loop's one entry to data: the dataset named by a run's config, as splits.
 
   Args:
     config: a run's config; reads ``data.name``, ``data.val_size``, ``data.train_limit``
-      and ``seed``.
+      and ``seed`` for an image dataset. A text corpus (``data.name`` in
+      ``TEXT_DATASETS``) is handed to ``pretrain_jax.data.text.load_for_config``.
 
   Returns:
-    ``(info, splits)``: the dataset's ``DatasetInfo`` (passed to the method's
-    ``make_model``) and ``load_splits``'s splits.
+    ``(info, splits)``: for images, the dataset's ``DatasetInfo`` (passed to the method's
+    ``make_model``) and ``load_splits``'s splits; for text, a ``text.TextInfo`` and
+    ``{"train", "val", "test"}`` -> lists of ``text.Document``.
 
   Raises:
-    As ``load_splits``.
+    As ``load_splits`` (or ``text.load_for_config``).
   """
+  if config.data.name in TEXT_DATASETS:
+    from pretrain_jax.data import text  # Lazy: text imports this module.
+
+    return text.load_for_config(config)
   info = get_info(config.data.name)
   splits = load_splits(config.data.name, val_size=config.data.val_size, seed=config.seed,
                        train_limit=config.data.train_limit)

