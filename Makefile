@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   installs, fetches Fashion-MNIST, runs the whole comparison table (demo size)
 #   make test   installs and runs the test suite (what .ci/run calls)
+#   make words  the word-vector table (VARIANT=demo by default; full for the README's numbers)
 # Each builds its own virtual environment in .venv on first use.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 VARIANT ?= demo
 WORKDIR ?= runs/table_$(VARIANT)
 
-.PHONY: install demo table test bench clean-venv
+.PHONY: install demo table words test bench clean-venv
 
 $(VENV)/.installed: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,15 @@ table: $(VENV)/.installed
 	$(PY) -m pretrain_jax.data.fetch fashion_mnist
 	$(PY) -m pretrain_jax.table --config configs/table.py:$(VARIANT) --workdir $(WORKDIR)
 
+words: $(VENV)/.installed
+	$(PY) -m pretrain_jax.data.fetch english
+	$(PY) -m pretrain_jax.data.fetch word_benchmarks
+	$(PY) -m pretrain_jax.table --config configs/word_vectors_table.py:$(VARIANT) --workdir runs/word_vectors_$(VARIANT)
+
 test: $(VENV)/.installed
 	$(PY) -m pretrain_jax.data.fetch fashion_mnist
+	$(PY) -m pretrain_jax.data.fetch english
+	$(PY) -m pretrain_jax.data.fetch word_benchmarks
 	$(PY) -m pytest -n 2 -q tests
 
 bench: $(VENV)/.installed

@@ -14,6 +14,7 @@ runs' results.json) and the columns plotted as bars.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -33,6 +34,12 @@ COLUMN_HEADERS = {
     "pretrain_seconds": "Pretraining time",
     "linear_probe_test_accuracy": "Linear probe %",
     "knn_test_accuracy": "kNN %",
+    "words_per_second": "Words/s",
+    "ws353_spearman": "WS353 ρ",
+    "analogy_semantic": "Analogy sem %",
+    "analogy_syntactic": "Analogy syn %",
+    "analogy_accuracy": "Analogy all %",
+    "oov_handled": "OOV handled",
 }
 
 __all__ = ["run_table", "markdown_table", "format_seconds", "format_cell", "plot_table",
@@ -63,8 +70,12 @@ def format_cell(key: str, value: Any) -> str:
   """
   if value is None:
     return "—"
-  if key.endswith("accuracy"):
+  if isinstance(value, bool):
+    return "yes" if value else "no"
+  if key.endswith("accuracy") or key.startswith("analogy_"):
     return f"{100 * value:.1f}"
+  if key.endswith("per_second"):
+    return f"{value / 1000:.0f}k"
   if key.endswith("seconds"):
     return format_seconds(value)
   if isinstance(value, float):
@@ -162,8 +173,14 @@ def run_table(table_config, config_dir: str | os.PathLike, workdir: str | os.Pat
   workdir = as_path(workdir)
   if (workdir / "table.json").exists():
     raise FileExistsError(f"{workdir} already holds a finished table (table.json); choose a new --workdir.")
+  methods = list(table_config.methods)
+  optional = table_config.get("optional_methods", ())
+  if optional and importlib.util.find_spec(table_config.optional_module) is None:
+    print(f"skipping {', '.join(optional)}: they need {table_config.optional_module} "
+          "(pip install -e '.[bench]').", flush=True)
+    methods = [m for m in methods if m not in optional]
   configs = {m: load_method_config(config_dir, m, table_config.variant, table_config.seed)
-             for m in table_config.methods}
+             for m in methods}
   # Every reusable run is checked before anything trains.
   finished = {}
   for method, config in configs.items():
@@ -180,6 +197,7 @@ def run_table(table_config, config_dir: str | os.PathLike, workdir: str | os.Pat
       rows.append(finished[method])
     else:
       rows.append(train_and_evaluate(config, run_dir, progress=progress))
+    rows[-1] = dict(rows[-1], method=method)  # Rows are named by their config (gensim_cbow).
     shown = [f"{COLUMN_HEADERS.get(key, key)} {format_cell(key, rows[-1].get(key))}"
              for key in table_config.plot_columns]
     print("  " + "  ".join(shown), flush=True)

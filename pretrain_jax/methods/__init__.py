@@ -6,9 +6,15 @@ and metrics are shared and know nothing of images or text. Adding a method means
 a module here, a line in ``METHODS`` and a config in ``configs/``; the loop never changes.
 
 Every module has ``NAME``, ``SUPERVISION`` (what signal it learns from, for the tables)
-and ``evaluate(trained, data, config) -> dict`` (its family's numbers, written to
-results.json). ``data`` is the loop's splits, each a pytree of equal-length arrays (for
-images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). Then either
+and ``evaluate(trained, data, config, workdir) -> dict`` (its family's numbers, written
+to results.json; ``workdir`` is the run's ``epath`` directory, for files such as
+``vectors.txt``). ``data`` is the loop's splits, each a pytree of equal-length arrays (for
+images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). A method may also give
+``prepare_data(config, info, data) -> (info, data)``, run once after loading, to turn the
+data layer's splits into its examples (word vectors: a vocabulary and window chunks of
+the corpus); the returned ``info`` reaches ``make_model``, and an ``info.fingerprint``
+(the vocabulary or tokenizer) is stored with every checkpoint and checked on resume.
+Then either
 
 * iterative methods, trained by the loop for ``train.num_steps`` steps:
 
@@ -18,7 +24,8 @@ images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). Then either
     the train split, ``key`` the step's PRNG key; or
     ``make_train_step(run) -> step(state, batch) -> (state, metrics)``, the method's own
     pure update rule (word2vec's sparse SGD, CD-k), given the loop's ``Pretrainer``;
-  - optional ``make_optimizer(config) -> optax.GradientTransformation`` (or a pytree of
+  - optional ``make_mesh() -> jax.sharding.Mesh`` (the ``("data",)`` mesh of its steps;
+    default every device), ``make_optimizer(config) -> optax.GradientTransformation`` (or a pytree of
     them for alternating updates; their states live in ``TrainState.opt_state``) and
     ``init_extra(config, model, key) -> pytree`` (persistent chains, EMA weights: kept in
     ``TrainState.extra``, checkpointed and resumed like the rest);
@@ -30,12 +37,17 @@ images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). Then either
 """
 
 from pretrain_jax.methods import autoencoder
+from pretrain_jax.methods import cbow
 from pretrain_jax.methods import contrastive
+from pretrain_jax.methods import fasttext
+from pretrain_jax.methods import gensim_reference
 from pretrain_jax.methods import kmeans
 from pretrain_jax.methods import pca
+from pretrain_jax.methods import ppmi
 from pretrain_jax.methods import random_init
 from pretrain_jax.methods import raw_pixels
 from pretrain_jax.methods import rotation
+from pretrain_jax.methods import skipgram
 from pretrain_jax.methods import supervised
 
 METHODS = {
@@ -47,6 +59,12 @@ METHODS = {
     "rotation": rotation,
     "contrastive": contrastive,
     "supervised": supervised,
+    # Word vectors (methods.word_vectors): configs/word_vectors_table.py.
+    "cbow": cbow,
+    "skipgram": skipgram,
+    "fasttext": fasttext,
+    "ppmi": ppmi,
+    "gensim_reference": gensim_reference,  # gensim's Word2Vec / FastText (optional, [bench]).
 }
 
 

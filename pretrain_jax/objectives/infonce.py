@@ -168,15 +168,18 @@ def contrastive_loss(a, b, temperature):
   return jnp.mean(info_nce_loss(logits_2Bx2B, partner))
 
 
-def negative_sampling_loss(positive_score, negative_scores):
-  """word2vec negative-sampling loss: −ln σ(s) − Σ_m ln σ(−s_m).
+def negative_sampling_loss(positive_score, negative_scores, negative_weights=None):
+  """word2vec negative-sampling loss: −ln σ(s) − Σ_m a_m ln σ(−s_m).
 
-  Mikolov et al. (2013), eq. 4 (negated, as a loss), as on the slides. Uses
+  Mikolov et al. (2013), eq. 4 (negated, as a loss), as on the slides, with a_m = 1. Uses
   −ln σ(s) = softplus(−s) and −ln σ(−s) = softplus(s), which are stable for any s.
+  Weights a_m let M shared noise samples stand for K per term (a_m = K/M) and drop a
+  noise word that equals the observed one (a_m = 0).
 
   Args:
     positive_score: float array [...], score s = v'_wOᵀ v_wI of the observed pair.
     negative_scores: float array [..., M], scores s_m of the M sampled negatives.
+    negative_weights: float array broadcastable to [..., M], the a_m; None for all ones.
 
   Returns:
     float32 (or wider) array [...], the loss in nats.
@@ -190,5 +193,7 @@ def negative_sampling_loss(positive_score, negative_scores):
     raise ValueError(
         f"negative_sampling_loss: negative_scores must be [..., M] with [...] = "
         f"positive_score.shape; got {negative_scores.shape} and {positive_score.shape}.")
-  return (jax.nn.softplus(-positive_score)
-          + jnp.sum(jax.nn.softplus(negative_scores), axis=-1))
+  negative_terms = jax.nn.softplus(negative_scores)
+  if negative_weights is not None:
+    negative_terms = negative_weights * negative_terms
+  return jax.nn.softplus(-positive_score) + jnp.sum(negative_terms, axis=-1)

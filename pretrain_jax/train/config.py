@@ -86,6 +86,67 @@ def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
   return config
 
 
+def word_vector_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
+  """The fields every word-vector config shares (cbow, skip-gram, fastText, PPMI, gensim).
+
+  Hyper-parameters are gensim's defaults and the issue's full setting (vector size 100,
+  window 5, 5 negatives, min_count 5, 5 epochs), so our rows and gensim's train on the same
+  tokens with the same settings. Variants: ``smoke`` trains on the first 200k words of
+  Jane Austen's novels in seconds; ``demo`` is one epoch of the whole English corpus;
+  ``full`` five.
+
+  Args:
+    method: key of ``pretrain_jax.methods.METHODS``.
+    variant: ``smoke``, ``demo`` or ``full`` (None means ``demo``).
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict``; the caller adds its method section and locks.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  variant = check_variant(variant)
+  pick = lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[variant]  # noqa: E731
+
+  config = ml_collections.ConfigDict()
+  config.method = method  # Key of pretrain_jax.methods.METHODS: which pretraining runs.
+  config.variant = variant  # Recorded for the table; smoke / demo / full.
+  config.seed = 0  # Seeds the document split, subsampling, windows and negatives.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "english"  # The English corpora (python -m pretrain_jax.data.fetch english).
+  config.data.sources = pick(("austen",), (), ())  # Corpora used (empty = all of data.text.CORPUS_SOURCES).
+  config.data.val_fraction = 0.05  # Fraction of each source's documents held out for validation.
+  config.data.test_fraction = 0.05  # Fraction of each source's documents held out for testing.
+  config.data.max_train_words = pick(200_000, 0, 0)  # Train on the first N words of the train split (0 = all).
+
+  config.word2vec = ml_collections.ConfigDict()
+  config.word2vec.vector_size = pick(32, 100, 100)  # Dimension D of the word vectors.
+  config.word2vec.window = 5  # Maximum window W (words each side); each centre draws b ~ U{1..W}.
+  config.word2vec.negative = 5  # Noise words K per centre.
+  config.word2vec.ns_exponent = 0.75  # Noise distribution ∝ count^ns_exponent.
+  config.word2vec.min_count = 5  # Words seen fewer times in the train split are dropped.
+  config.word2vec.sample = 1e-3  # Subsampling threshold t of frequent words (0 = off).
+  config.word2vec.epochs = pick(2, 1, 5)  # Passes over the corpus, each with a fresh subsample.
+  config.word2vec.alpha = 0.025  # Initial SGD learning rate α.
+  config.word2vec.min_alpha = 1e-4  # α decays linearly to this over the run.
+  config.word2vec.chunk_size = 32  # Consecutive centres per example (chunk) of the train split.
+  config.word2vec.shared_negatives = 32  # Noise words drawn per chunk, each weighted negative / shared_negatives.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 32  # Chunks per step (× chunk_size centres), split over all devices.
+  config.train.num_epochs = 1  # Passes over the chunks (word2vec.epochs corpus passes).
+  config.train.log_every = pick(10, 200, 500)  # Steps between metrics lines and NaN checks.
+  config.train.checkpoint_every = pick(20, 2000, 4000)  # Steps between Orbax checkpoints.
+  config.train.keep_checkpoints = 2  # Most recent checkpoints kept on disk.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.restrict_vocab = 30_000  # Analogy questions and answers among the N most frequent words.
+  config.eval.query_words = ("king", "france", "good", "ship", "god")  # Nearest neighbours reported.
+  config.eval.analogy_queries = (("man", "king", "woman"), ("france", "paris", "england"))  # a:b::c:? reported.
+  return config
+
+
 def load_method_config(config_dir: str | os.PathLike, method: str, variant: str, seed: int):
   """``<config_dir>/<method>.py``'s ``get_config(variant)`` with ``seed`` set.
 

@@ -118,7 +118,8 @@ class Pretrainer:
     config: a locked experiment config (``configs/<method>.py``).
     info: the dataset's description passed to ``make_model``; default the one named
       by ``config.data.name``.
-    mesh: the ``("data",)`` mesh; default every device of every process.
+    mesh: the ``("data",)`` mesh; default the method's ``make_mesh()`` if it has one,
+      else every device of every process.
     num_steps: steps of the run; default ``num_steps_for(config, None)`` (the config's
       ``train.num_steps``; runs counted in epochs pass ``num_steps_for(config, N)``).
 
@@ -138,7 +139,9 @@ class Pretrainer:
     if not hasattr(self.method, "make_model"):
       raise ValueError(f"{config.method} is fitted in closed form: it has no network to pretrain.")
     self.info = info if info is not None else datasets.get_info(config.data.name)
-    self.mesh = mesh if mesh is not None else sharding.make_mesh()
+    if mesh is None:  # A method may pick its own devices (word vectors: one).
+      mesh = self.method.make_mesh() if hasattr(self.method, "make_mesh") else sharding.make_mesh()
+    self.mesh = mesh
     if hasattr(self.method, "make_optimizer"):
       self.optimizer = self.method.make_optimizer(config)
     else:

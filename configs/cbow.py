@@ -1,0 +1,14 @@
+"""cbow with negative sampling on the English corpora (methods/cbow.py).
+
+  python -m pretrain_jax.data.fetch english && python -m pretrain_jax.data.fetch word_benchmarks
+  python -m pretrain_jax.main --config configs/cbow.py:full --workdir runs/cbow
+"""
+
+from pretrain_jax.train.config import word_vector_config
+
+
+def get_config(arg=None):
+  """``arg``: smoke | demo | full."""
+  config = word_vector_config("cbow", arg)
+  config.lock()
+  return config
