@@ -49,7 +49,8 @@ def fnv1a_32(data: bytes) -> int:
   """
   value = _FNV_OFFSET
   for byte in data:
-    value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    signed = byte | 0xFFFFFF00 if byte >= 0x80 else byte  # fastText XORs the sign-extended int8.
+    value = ((value ^ signed) * _FNV_PRIME) & 0xFFFFFFFF
   return value
 
 
@@ -62,7 +63,8 @@ def char_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
     max_n: longest n-gram, ``>= min_n``.
 
   Returns:
-    The n-grams in order of n, then of position, repeats kept (as fastText and gensim),
+    The n-grams in order of n, then of position (fastText and gensim list them by
+    position, then n: the same bag), repeats kept,
     e.g. ``char_ngrams("king", 3, 4) == ["<ki", "kin", "ing", "ng>", "<kin", "king", "ing>"]``.
 
   Raises:
