@@ -419,7 +419,7 @@ CORRUPTIONS = {
     ),
     "flipped_btree_byte": (
         _flip_btree_byte,
-        r"is unreadable: \S+/30/state/d/[0-9a-f]+ could not be read \(DATA_LOSS\)",
+        r"is unreadable: \S+/30/state/d/[0-9a-f]+ could not be read \((?:DATA_LOSS|ValueError)\)",
     ),
     "missing_METADATA": (
         lambda d: os.remove(os.path.join(d, "state", "_METADATA")),
