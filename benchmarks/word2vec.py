@@ -26,9 +26,11 @@ from pretrain_jax.train import platform  # noqa: E402  pylint: disable=g-import-
 platform.configure_cpu()
 
 import jax  # noqa: E402  pylint: disable=g-import-not-at-top
+import ml_collections  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from pretrain_jax.data import iterators  # noqa: E402  pylint: disable=g-import-not-at-top
 from pretrain_jax.data import text  # noqa: E402  pylint: disable=g-import-not-at-top
+from pretrain_jax.methods import gensim_reference  # noqa: E402  pylint: disable=g-import-not-at-top
 from pretrain_jax.methods import word_vectors  # noqa: E402  pylint: disable=g-import-not-at-top
 from pretrain_jax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
 from pretrain_jax.train import sharding  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -64,20 +66,14 @@ def ours(config, info, documents, step_cache):
   return finished - started, finished - steps_started, prepared.vocab.num_tokens * config.word2vec.epochs
 
 
-def gensim_side(config, sentences, workers):
-  """Trains gensim's Word2Vec once with the same hyper-parameters; returns (seconds, words)."""
-  from gensim import models  # pylint: disable=g-import-not-at-top
-
-  section = config.word2vec
+def gensim_side(config, sentences):
+  """Trains gensim once (``gensim_reference.build_model``: the same hyper-parameters) from
+  the sentences: ``build_vocab`` plus ``train``; returns (seconds, words)."""
   started = time.perf_counter()
-  model = models.Word2Vec(sg=int(config.method == "skipgram"), vector_size=section.vector_size,
-                          window=section.window, negative=section.negative,
-                          ns_exponent=section.ns_exponent, min_count=section.min_count,
-                          sample=section.sample, alpha=section.alpha, min_alpha=section.min_alpha,
-                          workers=workers, seed=config.seed + 1, hs=0)
+  model = gensim_reference.build_model(config)
   model.build_vocab(sentences)
-  model.train(sentences, total_examples=model.corpus_count, epochs=section.epochs)
-  return time.perf_counter() - started, sum(len(s) for s in sentences) * section.epochs
+  model.train(sentences, total_examples=model.corpus_count, epochs=config.word2vec.epochs)
+  return time.perf_counter() - started, sum(len(s) for s in sentences) * config.word2vec.epochs
 
 
 def main(argv=None) -> int:
@@ -99,6 +95,7 @@ def main(argv=None) -> int:
     config.unlock()
     config.word2vec.epochs = 1
     config.data.max_train_words = args.max_words
+    config.gensim = ml_collections.ConfigDict({"model": method, "workers": args.workers})
     config.lock()
     info, splits = text.load_for_config(config)
     sentences = word_vectors.train_sentences(splits["train"])
@@ -107,7 +104,7 @@ def main(argv=None) -> int:
       total, steps, words = ours(config, info, splits["train"], step_cache)
       our_rates.append(words / total)
       step_rates.append(words / steps)
-      seconds, words = gensim_side(config, sentences, args.workers)
+      seconds, words = gensim_side(config, sentences)
       gensim_rates.append(words / seconds)
     mine, theirs = statistics.median(our_rates), statistics.median(gensim_rates)
     print(f"{method:10s} {mine:13,.0f} {statistics.median(step_rates):13,.0f} {theirs:15,.0f} "

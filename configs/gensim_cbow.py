@@ -5,16 +5,11 @@ Needs gensim (pip install -e '.[bench]').
   python -m pretrain_jax.main --config configs/gensim_cbow.py:full --workdir runs/gensim_cbow
 """
 
-import ml_collections
-
-from pretrain_jax.train.config import word_vector_config
+from pretrain_jax.train.config import gensim_config
 
 
 def get_config(arg=None):
   """``arg``: smoke | demo | full."""
-  config = word_vector_config("gensim_reference", arg)
-  config.gensim = ml_collections.ConfigDict()
-  config.gensim.model = "cbow"  # gensim model: cbow, skipgram (Word2Vec) or fasttext (FastText).
-  config.gensim.workers = 2  # gensim worker threads (one per core of the 2-core CPU).
+  config = gensim_config("cbow", arg)
   config.lock()
   return config

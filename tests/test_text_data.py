@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 import pytest
 
-from pretrain_jax.data import datasets, fetch, text, tokenizers
+from pretrain_jax.data import corpora, datasets, fetch, text, tokenizers
 
 
 def _tarball(path, members):
@@ -39,7 +39,7 @@ def _tarball(path, members):
 def test_brown_tags_are_stripped_one_sentence_per_line():
   tagged = ("\n\n\tThe/at Fulton/np-tl jury/nn said/vbd ``/`` 1/2/cd ''/'' ./.\n\n"
             "\tIt/pps ran/vbd ./.\n\n")
-  assert fetch.strip_brown_tags(tagged) == "The Fulton jury said `` 1/2 '' .\nIt ran ."
+  assert corpora.strip_brown_tags(tagged) == "The Fulton jury said `` 1/2 '' .\nIt ran ."
 
 
 def test_brown_documents_one_per_file_titled_by_genre(tmp_path):
@@ -49,7 +49,7 @@ def test_brown_documents_one_per_file_titled_by_genre(tmp_path):
       "package/cats.txt": b"ca01 news\ncb02 editorial\n",
       "package/README": b"not a corpus file",
   })
-  documents = fetch.brown_documents(tarball)
+  documents = corpora.brown_documents(tarball)
   assert documents == [text.Document("brown", "news ca01", "The jury .\nIt ran ."),
                        text.Document("brown", "editorial cb02", "A dog .")]
 
@@ -64,7 +64,7 @@ MOBY = ("CHAPTER 1. Loomings.\n\nCall me Ishmael.\n\n"
 
 
 def test_moby_dick_splits_at_chapter_heading_lines_only():
-  chapters = fetch.split_moby_dick(MOBY)
+  chapters = corpora.split_moby_dick(MOBY)
   assert [title for title, _ in chapters] == [
       "CHAPTER 1. Loomings.", "CHAPTER 2. The Carpet-Bag.", "CHAPTER 3. The Spouter-Inn."]
   assert chapters[0][1] == "Call me Ishmael."
@@ -73,7 +73,7 @@ def test_moby_dick_splits_at_chapter_heading_lines_only():
   words = sum((tokenizers.words(f"{title} {body}") for title, body in chapters), [])
   assert words == tokenizers.words(MOBY)
   # Text before the first heading opens the first chapter.
-  assert fetch.split_moby_dick("Preface.\n" + MOBY)[0][1].startswith("Preface.")
+  assert corpora.split_moby_dick("Preface.\n" + MOBY)[0][1].startswith("Preface.")
 
 
 def test_stdlib_tarball_gives_addresses_and_chapters(tmp_path):
@@ -86,7 +86,7 @@ def test_stdlib_tarball_gives_addresses_and_chapters(tmp_path):
       "package/moby-dick/data/data.txt": MOBY.encode(),
       "package/moby-dick/data/chapter_1.txt": b"ignored",
   })
-  sotu, moby = fetch.stdlib_documents(tarball)
+  sotu, moby = corpora.stdlib_documents(tarball)
   assert sotu == [text.Document("sotu", "1790 George Washington", "Address of 1790."),
                   text.Document("sotu", "1791 George Washington", "Address of 1791.")]
   assert [document.title for document in moby][0] == "Moby-Dick, CHAPTER 1. Loomings."
@@ -134,31 +134,31 @@ def test_r_lazyload_database_roundtrip(tmp_path, compressed, kind):
   flag = np.array([True]) if compressed == 1 else np.array([compressed], np.int32)
   rdata.write_rds(tmp_path / "Rdata.rdx", {"variables": variables, "references": {},
                                            "compressed": flag}, compression="gzip")
-  objects = fetch.read_r_lazyload(tmp_path / "Rdata.rdx", tmp_path / "Rdata.rdb")
+  objects = corpora.read_r_lazyload(tmp_path / "Rdata.rdx", tmp_path / "Rdata.rdb")
   assert {name: list(value) for name, value in objects.items()} == novels
 
 
 def test_r_lazyload_rejects_corrupt_objects():
   data = b"X\n" + bytes(range(40))
   blob = _compress_like_r(data, 3, b"Z")
-  assert fetch.decompress_r_lazyload(blob, 3) == data
+  assert corpora.decompress_r_lazyload(blob, 3) == data
   with pytest.raises(ValueError, match="header says"):
-    fetch.decompress_r_lazyload((len(data) + 1).to_bytes(4, "big") + blob[4:], 3)
+    corpora.decompress_r_lazyload((len(data) + 1).to_bytes(4, "big") + blob[4:], 3)
   with pytest.raises(ValueError, match="type byte"):
-    fetch.decompress_r_lazyload(blob[:4] + b"X" + blob[5:], 3)
+    corpora.decompress_r_lazyload(blob[:4] + b"X" + blob[5:], 3)
   with pytest.raises(ValueError, match="corrupt"):
-    fetch.decompress_r_lazyload(_compress_like_r(data, 1)[:-3], 1)
+    corpora.decompress_r_lazyload(_compress_like_r(data, 1)[:-3], 1)
 
 
 def test_austen_chapters_with_volumes_and_front_matter():
   lines = ["EMMA", "", "By Jane Austen", "VOLUME I", "", "CHAPTER I", "", "Emma Woodhouse.",
            "", "CHAPTER II", "Mr. Weston.", "VOLUME II", "CHAPTER I", "Miss Bates."]
-  chapters = fetch.split_austen_chapters("Emma", lines)
+  chapters = corpora.split_austen_chapters("Emma", lines)
   assert [title for title, _ in chapters] == [
       "Emma, VOLUME I, CHAPTER I", "Emma, VOLUME I, CHAPTER II", "Emma, VOLUME II, CHAPTER I"]
   assert chapters[0][1] == "EMMA\n\nBy Jane Austen\n\n\nEmma Woodhouse."
   assert chapters[1][1] == "Mr. Weston." and chapters[2][1] == "Miss Bates."
-  assert fetch.split_austen_chapters("Lady Susan", ["No", "chapters."]) == [
+  assert corpora.split_austen_chapters("Lady Susan", ["No", "chapters."]) == [
       ("Lady Susan", "No\nchapters.")]
 
 
@@ -173,7 +173,7 @@ def test_osis_markup_is_stripped_and_notes_dropped():
            '"foot"><reference type="annotateRef">1:1 </reference>The Hebrew word rendered '
            '<rdg type="alternate">God</rdg> is Elohim.</note><w>created</w> <q who="Jesus">'
            '“light &amp; dark.”</q><l eID="gen1" level="1"/>')
-  assert fetch.strip_osis(verse) == ("A Psalm by David. In the beginning, God created "
+  assert corpora.strip_osis(verse) == ("A Psalm by David. In the beginning, God created "
                                      "“light & dark.”")
 
 
@@ -200,7 +200,7 @@ She was born in [[London]] &ndash; in 1815.<br />See [http://example.org the sit
 
 
 def test_wiki_markup_is_stripped():
-  plain = fetch.strip_wiki_markup(WIKITEXT)
+  plain = corpora.strip_wiki_markup(WIKITEXT)
   assert plain.split("\n") == [
       "Augusta Ada King was an English mathematician. She wrote notes.",
       "Early life",
@@ -222,13 +222,13 @@ def test_wiki_documents_keep_articles_only():
          + page("Talk:Ada", 1, "Talk page.")
          + page("Empty", 0, "{{stub}}")
          + "</mediawiki>")
-  documents = fetch.wiki_documents(bz2.compress(xml.encode()))
+  documents = corpora.wiki_documents(bz2.compress(xml.encode()))
   assert documents == [text.Document("wiki", "Ada Lovelace", "Ada was a mathematician.")]
 
 
 def test_lee_one_document_per_latin1_line():
   corpus = "Caf\xe9 opens.\n\nSecond story.\n".encode("latin-1")
-  assert fetch.lee_documents(corpus) == [text.Document("lee", "line 1", "Caf\xe9 opens."),
+  assert corpora.lee_documents(corpus) == [text.Document("lee", "line 1", "Caf\xe9 opens."),
                                          text.Document("lee", "line 3", "Second story.")]
 
 

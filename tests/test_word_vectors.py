@@ -293,6 +293,30 @@ def _dense_loss(input_table, output_table, batch, reduced, noise, architecture, 
   return loss
 
 
+def test_cbow_context_rows_get_the_whole_gradient_of_the_mean():
+  # One chunk, one centre (position 2) with all 4 positions around it as context (W = 2):
+  # word2vec.c's rule gives each context row |c| = 4 times the exact gradient of the mean.
+  window, dim = 2, 6
+  rng = np.random.default_rng(3)
+  batch = {"tokens": jnp.asarray([[0, 1, 2, 3, 4]], jnp.int32),
+           "sentence": jnp.zeros((1, 5), jnp.int32)}
+  reduced, noise = jnp.asarray([[2]], jnp.int32), jnp.asarray([[5, 6, 7]], jnp.int32)
+  inputs, centre, noise_rows = (jnp.asarray(rng.normal(size=shape), jnp.float32)
+                                for shape in ((1, 5, dim), (1, 1, dim), (1, 3, dim)))
+
+  def loss(inputs, full):
+    return word_vectors.chunk_loss(inputs, centre, noise_rows, batch, reduced, noise,
+                                   architecture="cbow", window=window, negative=2,
+                                   cbow_full_context_gradient=full)[0]
+
+  assert float(loss(inputs, True)) == pytest.approx(float(loss(inputs, False)), rel=1e-6)
+  full, exact = (np.asarray(jax.grad(loss)(inputs, flag)) for flag in (True, False))
+  contexts = [0, 1, 3, 4]
+  assert np.abs(exact[0, contexts]).max() > 1e-3
+  np.testing.assert_allclose(full[0, contexts], 4 * exact[0, contexts], rtol=1e-5, atol=1e-7)
+  assert not full[0, 2].any() and not exact[0, 2].any()  # The centre is not its own context.
+
+
 @pytest.mark.parametrize("architecture, with_subwords", [("skipgram", False), ("cbow", False),
                                                          ("skipgram", True), ("cbow", True)])
 def test_sparse_sgd_update_equals_a_dense_gradient_step(architecture, with_subwords):
@@ -428,7 +452,7 @@ def test_fasttext_vectors_of_seen_and_unseen_words_are_means_of_gensims_buckets(
   config = smoke_config("fasttext", fasttext__bucket=bucket)
   sentences = [["the", "king", "and", "the", "queen"], ["king's", "men"]]
   vocabulary = vocab_lib.Vocabulary.build(sentences, min_count=1)
-  subwords, num_inputs, word_fn = fasttext.subwords_fn(vocabulary, sentences, config)
+  subwords, num_inputs, word_fn, _ = fasttext.subwords_fn(vocabulary, sentences, config)
   num_words = len(vocabulary)
   assert num_inputs == num_words + bucket
   table = np.random.default_rng(0).normal(size=(num_inputs, 8)).astype(np.float32)

@@ -20,8 +20,9 @@ word's BPE pieces (Sennrich et al. 2016), the pieces of a byte-level BPE tokeniz
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
+from etils import epath
 import ml_collections
 import numpy as np
 
@@ -91,6 +92,22 @@ def ngram_buckets(word: str, min_n: int, max_n: int, bucket: int) -> list[int]:
   return [fnv1a_32(gram.encode("utf-8")) % bucket for gram in char_ngrams(word, min_n, max_n)]
 
 
+class Subwords(NamedTuple):
+  """The input rows of the vocabulary's words (``subwords_fn``'s result).
+
+  Attributes:
+    table: int32 ``[V, M]``, word ``i``'s input rows, padded with -1.
+    num_inputs: rows of the input table.
+    word_fn: the rows of any word (seen in training or not).
+    tokenizer: the BPE tokenizer of the ``"bpe"`` variant, else None.
+  """
+
+  table: np.ndarray
+  num_inputs: int
+  word_fn: Callable[[str], list[int]]
+  tokenizer: tokenizers.BpeTokenizer | None = None
+
+
 def _pad(rows: Sequence[Sequence[int]]) -> np.ndarray:
   width = max(len(r) for r in rows)
   table = np.full((len(rows), width), -1, np.int32)
@@ -100,7 +117,7 @@ def _pad(rows: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 def subwords_fn(vocab: Vocabulary, sentences: Sequence[Sequence[str]],
-                config: ml_collections.ConfigDict) -> tuple[np.ndarray, int, Callable[[str], list[int]]]:
+                config: ml_collections.ConfigDict) -> Subwords:
   """The input rows of every vocabulary word, and of any word (``prepare_data``'s hook).
 
   Args:
@@ -110,10 +127,10 @@ def subwords_fn(vocab: Vocabulary, sentences: Sequence[Sequence[str]],
       ``bucket``, ``max_subwords``, ``bpe_vocab_size``).
 
   Returns:
-    ``(subwords int32 [V, M] padded with -1, num_inputs, word_fn)``: n-grams: row ``i``
-    (the word) then ``V + bucket`` per n-gram, ``num_inputs = V + bucket``; BPE:
-    ``piece_id`` per piece, ``num_inputs`` = the tokenizer's vocabulary. ``word_fn(word)``
-    gives the rows of any word (out-of-vocabulary words: the n-grams or pieces alone).
+    ``Subwords``: n-grams: row ``i`` (the word) then ``V + bucket`` per n-gram,
+    ``num_inputs = V + bucket``; BPE: ``piece_id`` per piece, ``num_inputs`` = the
+    tokenizer's vocabulary. ``word_fn(word)`` gives the rows of any word (unseen words:
+    the n-grams or pieces alone).
 
   Raises:
     ValueError: an unknown ``fasttext.subwords``.
@@ -128,16 +145,13 @@ def subwords_fn(vocab: Vocabulary, sentences: Sequence[Sequence[str]],
       rows = ([index[word]] if word in index else []) + rows
       return rows[:section.max_subwords] if section.max_subwords else rows
 
-    return _pad([word_fn(w) for w in vocab.words]), num_words + section.bucket, word_fn
+    return Subwords(_pad([word_fn(w) for w in vocab.words]), num_words + section.bucket, word_fn)
   if section.subwords == "bpe":
     tokenizer = tokenizers.train_bpe((" ".join(s) for s in sentences),
                                      vocab_size=section.bpe_vocab_size, lowercase=True)
 
-    def piece_fn(word: str) -> list[int]:
-      return tokenizer.piece_ids(word)
-
-    piece_fn.tokenizer = tokenizer
-    return _pad([piece_fn(w) for w in vocab.words]), tokenizer.vocab_size, piece_fn
+    return Subwords(_pad([tokenizer.piece_ids(w) for w in vocab.words]), tokenizer.vocab_size,
+                    tokenizer.piece_ids, tokenizer)
   raise ValueError(f"fasttext.subwords={section.subwords!r}: use one of {SUBWORD_KINDS}.")
 
 
@@ -178,20 +192,15 @@ def oov_vector(table: np.ndarray, info: word_vectors.WordVectorData, word: str) 
 
 def evaluate(trained: Any, data: dict[str, Any], config: ml_collections.ConfigDict,
              workdir: Any) -> dict[str, Any]:
-  """``word_vectors.evaluate``, plus vectors for ``eval.oov_words`` never seen in training
-  (their nearest vocabulary words), and the BPE tokenizer saved as ``tokenizer.json``."""
-  from etils import epath  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  from pretrain_jax.eval import word_vectors as wv_eval  # pylint: disable=g-import-not-at-top
-
-  results = word_vectors.evaluate(trained, data, config, workdir)
+  """``word_vectors.score_trained_vectors``, plus ``oov_neighbors``: for each of
+  ``eval.oov_words`` (words never seen in training) the 5 vocabulary words nearest to its
+  ``oov_vector`` by cosine; the BPE variant also saves its tokenizer as ``tokenizer.json``."""
+  del data
   info = trained.run.info
-  tokenizer = getattr(info.subword_fn, "tokenizer", None)
-  if tokenizer is not None:
-    tokenizer.save(epath.Path(workdir) / "tokenizer.json")
-  table = jax.device_get(trained.model().input_embedding.get_value())
-  vectors = wv_eval.WordVectors(words=info.vocab.words,
-                                vectors=word_vectors.input_vectors(table, info))
+  table, vectors = word_vectors.trained_vectors(trained)
+  results = word_vectors.score_trained_vectors(trained, vectors, config, workdir)
+  if info.tokenizer is not None:
+    info.tokenizer.save(epath.Path(workdir) / "tokenizer.json")
   unit = vectors.normalized()
   oov = {}
   for word in config.eval.oov_words:

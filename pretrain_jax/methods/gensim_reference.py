@@ -41,16 +41,16 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
                 "test": data["test"]}
 
 
-def fit(train: list[list[str]], config: ml_collections.ConfigDict) -> Fitted:
-  """Builds gensim's vocabulary and trains ``gensim.model`` on ``train``.
+def build_model(config: ml_collections.ConfigDict):
+  """gensim's model for ``gensim.model`` with the run's hyper-parameters, before training.
 
   Args:
-    train: sentences of word tokens.
-    config: the run's config (``gensim.model``, ``gensim.workers`` and the shared sections).
+    config: the run's config (``gensim.model``, ``gensim.workers``, the ``word2vec``
+      section, and for FastText the ``fasttext`` section).
 
   Returns:
-    gensim's vectors; ``seconds`` is the wall time of ``build_vocab`` and ``train``
-    together (the counterpart of our ``prepare_data`` plus training).
+    An untrained ``gensim.models.Word2Vec`` (sg=1 for skip-gram, 0 for cbow; negative
+    sampling, no hierarchical softmax) or ``gensim.models.FastText``.
 
   Raises:
     ImportError: gensim is not installed (one line: how to install it).
@@ -69,16 +69,34 @@ def fit(train: list[list[str]], config: ml_collections.ConfigDict) -> Fitted:
                 workers=config.gensim.workers, seed=config.seed + 1, hs=0)
   if model_name == "fasttext":
     fasttext = config.fasttext
-    model = models.FastText(sg=int(fasttext.architecture == "skipgram"), min_n=fasttext.min_n,
-                            max_n=fasttext.max_n, bucket=fasttext.bucket, **common)
-  else:
-    model = models.Word2Vec(sg=int(model_name == "skipgram"), **common)
-  started = time.perf_counter()
+    return models.FastText(sg=int(fasttext.architecture == "skipgram"), min_n=fasttext.min_n,
+                           max_n=fasttext.max_n, bucket=fasttext.bucket, **common)
+  return models.Word2Vec(sg=int(model_name == "skipgram"), **common)
+
+
+def fit(train: list[list[str]], config: ml_collections.ConfigDict) -> Fitted:
+  """Builds gensim's vocabulary and trains ``build_model(config)`` on ``train``.
+
+  Args:
+    train: sentences of word tokens.
+    config: the run's config (as ``build_model``).
+
+  Returns:
+    gensim's vectors; ``seconds`` is the wall time of ``train`` (its subsampling, windows
+    and updates), the counterpart of our methods' training steps: both exclude building
+    the vocabulary (gensim's ``build_vocab``, our ``prepare_data``).
+    ``benchmarks/word2vec.py`` times both sides from tokens to vectors.
+
+  Raises:
+    As ``build_model``.
+  """
+  model = build_model(config)
   model.build_vocab(train)
-  model.train(train, total_examples=model.corpus_count, epochs=section.epochs)
+  started = time.perf_counter()
+  model.train(train, total_examples=model.corpus_count, epochs=config.word2vec.epochs)
   seconds = time.perf_counter() - started
-  train_words = sum(len(s) for s in train) * section.epochs
-  return Fitted(model.wv, seconds, train_words, model_name == "fasttext")
+  train_words = sum(len(s) for s in train) * config.word2vec.epochs
+  return Fitted(model.wv, seconds, train_words, config.gensim.model == "fasttext")
 
 
 def evaluate(fitted: Fitted, data: dict[str, Any], config: ml_collections.ConfigDict,

@@ -42,8 +42,9 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
   """Vocabulary (``word2vec.min_count``) and the id stream of the train documents.
 
   Returns:
-    ``(vocab, splits)`` with ``splits["train"] = {"ids": int32 [N], "sentence": int32 [N]}``
-    (``Vocabulary.encode``, out-of-vocabulary tokens removed).
+    ``(vocab, splits)`` with ``splits["train"] = {"ids": int32 [N], "sentence": int32 [N],
+    "vocab": the Vocabulary}`` (``Vocabulary.encode``: out-of-vocabulary tokens removed;
+    ``fit`` reads the words from ``"vocab"``).
 
   Raises:
     EmptyVocabularyError: no word reaches ``min_count``.

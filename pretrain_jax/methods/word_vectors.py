@@ -47,6 +47,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from pretrain_jax.data import text
 from pretrain_jax.data import tokenizers
 from pretrain_jax.data import vocab as vocab_lib
 from pretrain_jax.eval import word_vectors as wv_eval
@@ -74,6 +75,8 @@ class WordVectorData:
       trained with other words or subwords is refused on resume.
     subword_fn: maps any word (also one out of the vocabulary) to its input rows, or
       None (no vectors for unseen words).
+    tokenizer: the BPE tokenizer whose pieces are the subwords, or None; its sha256 is
+      part of ``fingerprint``.
   """
 
   name: str
@@ -82,6 +85,7 @@ class WordVectorData:
   num_inputs: int
   fingerprint: str
   subword_fn: Callable[[str], Sequence[int]] | None = None
+  tokenizer: Any = None
 
 
 def train_sentences(documents: Sequence[Any]) -> list[list[str]]:
@@ -106,7 +110,8 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
     info: the corpus description from the data layer (its ``name`` is kept).
     data: the loop's splits of documents (``data.text.load_for_config``).
     subwords_fn: ``subwords_fn(vocab, sentences, config) -> (subwords int32 [V, M],
-      num_inputs, word_fn)`` for subword methods (fastText); None for plain words.
+      num_inputs, word_fn, tokenizer or None)`` for subword methods (fastText,
+      ``fasttext.Subwords``); None for plain words.
 
   Returns:
     ``(WordVectorData, splits)``: ``splits["train"]`` is
@@ -124,15 +129,18 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
       ids, sentence, vocab_lib.keep_probabilities(vocabulary.counts, section.sample),
       epochs=section.epochs, window=section.window, chunk_size=section.chunk_size,
       seed=config.seed)
-  subwords, num_inputs, word_fn = None, len(vocabulary), None
+  subwords, num_inputs, word_fn, tokenizer = None, len(vocabulary), None, None
   if subwords_fn is not None:
-    subwords, num_inputs, word_fn = subwords_fn(vocabulary, sentences, config)
+    subwords, num_inputs, word_fn, tokenizer = subwords_fn(vocabulary, sentences, config)
   digest = hashlib.sha256(vocabulary.sha256().encode())
   if subwords is not None:
     digest.update(np.ascontiguousarray(subwords).tobytes())
+  if tokenizer is not None:
+    digest.update(tokenizer.sha256.encode())
   prepared = WordVectorData(name=getattr(info, "name", config.data.name), vocab=vocabulary,
                             subwords=subwords, num_inputs=num_inputs,
-                            fingerprint=digest.hexdigest(), subword_fn=word_fn)
+                            fingerprint=digest.hexdigest(), subword_fn=word_fn,
+                            tokenizer=tokenizer)
   return prepared, {"train": chunks, "val": data["val"], "test": data["test"]}
 
 
@@ -146,11 +154,10 @@ def make_mesh() -> jax.sharding.Mesh:
   """One device: the word-vector step runs on the first device of this process.
 
   Every step adds sparse row updates to tables that would be replicated on each device:
-  sharding the batch saves only the gradient arithmetic, while every device would still
-  apply every row update, and on a CPU host the cross-device all-gather of those updates
-  can stall when its participants wait on the same few cores (XLA's in-process
-  rendezvous aborts after 40 s). One device runs as fast on the 2-core CPU and never
-  waits on a peer.
+  sharding the batch would save only the gradient arithmetic, while every device would
+  still apply every row update, after an all-gather of them. On the 2-core CPU one device
+  ran as fast as two, and the all-gather stalled when its participants waited on the same
+  few cores (XLA's in-process rendezvous aborts after 40 s).
   """
   return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",),
                            axis_types=(jax.sharding.AxisType.Auto,))
@@ -288,8 +295,7 @@ def draw_windows_and_noise(key: jax.Array, num_chunks: int, length: int, window:
 
 def sparse_sgd_update(input_table, output_table, batch: dict[str, jax.Array], reduced_BxL,
                       noise_BxN, learning_rate, *, architecture: str, window: int, negative: int,
-                      subwords=None, gather_updates: Callable | None = None,
-                      cbow_full_context_gradient: bool = True):
+                      subwords=None, cbow_full_context_gradient: bool = True):
   """One SGD step of ``chunk_loss`` on the rows the batch touches: row −= α ∂loss/∂row.
 
   Gathers the rows, takes ``jax.grad`` of ``batch_loss`` with respect to them and adds
@@ -304,8 +310,6 @@ def sparse_sgd_update(input_table, output_table, batch: dict[str, jax.Array], re
     architecture, window, negative, cbow_full_context_gradient: as ``chunk_loss`` (with
       the default, cbow's context rows move by α ∂ℓ/∂h, word2vec.c's rule).
     subwords: int32 ``[V, M]`` input rows of each word (−1 pads), or None.
-    gather_updates: applied to each (ids, gradients) array before the scatter, e.g. an
-      all-gather across the devices of a data-parallel step; None for this batch alone.
 
   Returns:
     ``(input_table, output_table, loss, num_terms)`` after the step; loss and terms as
@@ -338,9 +342,6 @@ def sparse_sgd_update(input_table, output_table, batch: dict[str, jax.Array], re
   input_ids, input_grads = input_ids.reshape(-1), grads[0].reshape(-1, dim)
   output_ids = jnp.concatenate([center_ids.reshape(-1), noise_BxN.reshape(-1)])
   output_grads = jnp.concatenate([grads[1].reshape(-1, dim), grads[2].reshape(-1, dim)])
-  if gather_updates is not None:
-    input_ids, input_grads, output_ids, output_grads = map(
-        gather_updates, (input_ids, input_grads, output_ids, output_grads))
   input_table = input_table.at[input_ids].add(-learning_rate * input_grads, mode="drop")
   output_table = output_table.at[output_ids].add(-learning_rate * output_grads, mode="drop")
   return input_table, output_table, loss, terms
@@ -349,14 +350,13 @@ def sparse_sgd_update(input_table, output_table, batch: dict[str, jax.Array], re
 def make_train_step(run: Any, architecture: str):
   """The sparse SGD step of cbow or skip-gram (with subwords when ``run.info.subwords``).
 
-  Each device takes its shard of the batch, gathers the rows its chunks touch, takes
-  ``jax.grad`` of ``batch_loss`` with respect to those rows, and every device then adds
-  −α × (all shards' row gradients) to its copy of the tables (an all-gather of the
-  sparse updates: the tables stay replicated and identical).
+  Draws each centre's window and each chunk's noise words from the step's key, then
+  applies ``sparse_sgd_update`` at the learning rate α of the step (linear from
+  ``word2vec.alpha`` to ``min_alpha`` over the run, as word2vec.c and gensim).
 
   Args:
-    run: the loop's ``Pretrainer`` (``config``, ``info``: a ``WordVectorData``, ``mesh``,
-      ``graphdef``, ``num_steps``).
+    run: the loop's ``Pretrainer`` (``config``, ``info``: a ``WordVectorData``, ``mesh``:
+      one device, see ``make_mesh``; ``graphdef``, ``num_steps``).
     architecture: ``"cbow"`` or ``"skipgram"``.
 
   Returns:
@@ -364,47 +364,31 @@ def make_train_step(run: Any, architecture: str):
     ``learning_rate`` and ``terms`` (loss terms in the step).
 
   Raises:
-    ValueError: unknown architecture.
+    ValueError: an unknown architecture, or a mesh of more than one device.
   """
   if architecture not in ARCHITECTURES:
     raise ValueError(f"architecture={architecture!r}: use one of {ARCHITECTURES}.")
-  config, info, mesh = run.config, run.info, run.mesh
+  if run.mesh.size != 1:
+    raise ValueError(f"the word-vector step runs on one device (word_vectors.make_mesh); got a "
+                     f"mesh of {run.mesh.size}: build the Pretrainer without a mesh.")
+  config, info = run.config, run.info
   section = config.word2vec
   window, negative, length = section.window, section.negative, section.chunk_size
   noise_cdf = jnp.asarray(np.cumsum(vocab_lib.noise_distribution(info.vocab.counts,
                                                                 section.ns_exponent)), jnp.float32)
   subwords = None if info.subwords is None else jnp.asarray(info.subwords)
   learning_rate_fn = optax.linear_schedule(section.alpha, section.min_alpha, max(run.num_steps, 1))
-  spec = jax.sharding.PartitionSpec
-
-  gather_updates = None  # One device holds the whole batch's updates.
-  if mesh.size > 1:  # Each device applies every shard's updates (tables stay identical).
-    gather_updates = lambda x: jax.lax.all_gather(x, "data", tiled=True)  # noqa: E731
-
-  def shard_update(input_table, output_table, tokens, sentence, key, learning_rate):
-    key = jax.random.fold_in(key, jax.lax.axis_index("data"))
-    reduced, noise = draw_windows_and_noise(key, tokens.shape[0], length, window,
-                                            section.shared_negatives, noise_cdf)
-    input_table, output_table, loss, terms = sparse_sgd_update(
-        input_table, output_table, {"tokens": tokens, "sentence": sentence}, reduced, noise,
-        learning_rate, architecture=architecture, window=window, negative=negative,
-        subwords=subwords, gather_updates=gather_updates)
-    if mesh.size > 1:
-      loss, terms = jax.lax.psum((loss, terms), "data")
-    return input_table, output_table, loss, terms
-
-  update = jax.shard_map(
-      shard_update, mesh=mesh,
-      in_specs=(spec(), spec(), spec("data"), spec("data"), spec(), spec()),
-      out_specs=(spec(), spec(), spec(), spec()), check_vma=False)
 
   def train_step(state, batch):
     model = nnx.merge(run.graphdef, state.params, state.model_state, copy=True)
     learning_rate = learning_rate_fn(state.step)
     key = jax.random.fold_in(state.rng, state.step)
-    input_table, output_table, loss, terms = update(
-        model.input_embedding.get_value(), model.output_embedding.get_value(), batch["tokens"],
-        batch["sentence"], key, learning_rate)
+    reduced, noise = draw_windows_and_noise(key, batch["tokens"].shape[0], length, window,
+                                            section.shared_negatives, noise_cdf)
+    input_table, output_table, loss, terms = sparse_sgd_update(
+        model.input_embedding.get_value(), model.output_embedding.get_value(), batch, reduced,
+        noise, learning_rate, architecture=architecture, window=window, negative=negative,
+        subwords=subwords)
     model.input_embedding.set_value(input_table)
     model.output_embedding.set_value(output_table)
     _, params, _ = nnx.split(model, nnx.Param, ...)
@@ -428,9 +412,25 @@ def input_vectors(table: np.ndarray, info: WordVectorData) -> np.ndarray:
   table = np.asarray(table, np.float32)
   if info.subwords is None:
     return table[:len(info.vocab)]
-  mask = info.subwords >= 0
-  rows = table[np.where(mask, info.subwords, 0)] * mask[..., None]
-  return rows.sum(1) / np.maximum(mask.sum(1), 1)[:, None]
+  total = np.zeros((info.subwords.shape[0], table.shape[1]), np.float32)
+  for column in info.subwords.T:  # One [V, D] gather per subword slot, not [V, M, D] at once.
+    total += np.where((column >= 0)[:, None], table[np.maximum(column, 0)], 0.0)
+  return total / np.maximum((info.subwords >= 0).sum(1), 1)[:, None]
+
+
+def trained_vectors(trained: Any) -> tuple[np.ndarray, wv_eval.WordVectors]:
+  """The trained input table and the vocabulary's vectors (``input_vectors``).
+
+  Args:
+    trained: the loop's ``TrainedModel`` of cbow, skip-gram or fastText.
+
+  Returns:
+    ``(table float32 [num_inputs, D], WordVectors of the V vocabulary words)``.
+  """
+  info = trained.run.info
+  table = np.asarray(jax.device_get(trained.model().input_embedding.get_value()))
+  return table, wv_eval.WordVectors(words=info.vocab.words, vectors=input_vectors(table, info),
+                                    min_count=info.vocab.min_count)
 
 
 def score_vectors(vectors: wv_eval.WordVectors, config: ml_collections.ConfigDict,
@@ -464,8 +464,6 @@ def score_vectors(vectors: wv_eval.WordVectors, config: ml_collections.ConfigDic
   Raises:
     FileNotFoundError: the word benchmarks are not fetched (the message gives the command).
   """
-  from pretrain_jax.data import text  # pylint: disable=g-import-not-at-top
-
   workdir = epath.Path(workdir)
   wv_eval.save_word2vec_format(vectors, workdir / "vectors.txt")
   analogies = wv_eval.evaluate_word_analogies(
@@ -496,14 +494,19 @@ def score_vectors(vectors: wv_eval.WordVectors, config: ml_collections.ConfigDic
 
 def evaluate(trained: Any, data: dict[str, Any], config: ml_collections.ConfigDict,
              workdir: Any) -> dict[str, Any]:
-  """The loop's ``evaluate`` for cbow, skip-gram and fastText: ``score_vectors`` of the
-  trained input vectors (``input_vectors``), words/s over the run's training time."""
+  """The loop's ``evaluate`` for cbow and skip-gram: ``score_vectors`` of the trained input
+  vectors (``trained_vectors``), words/s over the run's training time (compilation excluded)."""
   del data
+  _, vectors = trained_vectors(trained)
+  return score_trained_vectors(trained, vectors, config, workdir)
+
+
+def score_trained_vectors(trained: Any, vectors: wv_eval.WordVectors,
+                          config: ml_collections.ConfigDict, workdir: Any) -> dict[str, Any]:
+  """``score_vectors`` of a trained run's vectors, with its words/s: the train split's
+  tokens × ``word2vec.epochs`` over ``trained.summary["pretrain_seconds"]``."""
   info = trained.run.info
-  table = jax.device_get(trained.model().input_embedding.get_value())
-  vectors = wv_eval.WordVectors(words=info.vocab.words, vectors=input_vectors(table, info),
-                                min_count=info.vocab.min_count)
-  train_words = info.vocab.num_tokens * config.word2vec.epochs
-  return score_vectors(vectors, config, workdir, train_words=train_words,
+  return score_vectors(vectors, config, workdir,
+                       train_words=info.vocab.num_tokens * config.word2vec.epochs,
                        seconds=trained.summary["pretrain_seconds"],
                        oov_handled=info.subword_fn is not None)

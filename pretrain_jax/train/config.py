@@ -33,6 +33,20 @@ def check_variant(variant: str | None) -> str:
   return variant
 
 
+def _run_config(method: str, variant: str | None):
+  """A new config holding ``method`` and the checked ``variant``, and the variant's picker
+  ``pick(smoke, demo, full)``.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  variant = check_variant(variant)
+  config = ml_collections.ConfigDict()
+  config.method = method  # Key of pretrain_jax.methods.METHODS: which pretraining runs.
+  config.variant = variant  # Recorded for the table; smoke / demo / full.
+  return config, lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[variant]
+
+
 def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
   """The shared sections ``data``, ``model``, ``optim``, ``train``, ``eval`` (unlocked).
 
@@ -46,12 +60,7 @@ def base_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
   Raises:
     ValueError: unknown variant.
   """
-  variant = check_variant(variant)
-  pick = lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[variant]  # noqa: E731
-
-  config = ml_collections.ConfigDict()
-  config.method = method  # Key of pretrain_jax.methods.METHODS: which pretraining runs.
-  config.variant = variant  # Recorded for the table; smoke / demo / full.
+  config, pick = _run_config(method, variant)
   config.seed = 0  # Seeds init, data order, augmentations and the probe.
 
   config.data = ml_collections.ConfigDict()
@@ -105,12 +114,7 @@ def word_vector_config(method: str, variant: str | None) -> ml_collections.Confi
   Raises:
     ValueError: unknown variant.
   """
-  variant = check_variant(variant)
-  pick = lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[variant]  # noqa: E731
-
-  config = ml_collections.ConfigDict()
-  config.method = method  # Key of pretrain_jax.methods.METHODS: which pretraining runs.
-  config.variant = variant  # Recorded for the table; smoke / demo / full.
+  config, pick = _run_config(method, variant)
   config.seed = 0  # Seeds the document split, subsampling, windows and negatives.
 
   config.data = ml_collections.ConfigDict()
@@ -144,6 +148,54 @@ def word_vector_config(method: str, variant: str | None) -> ml_collections.Confi
   config.eval.restrict_vocab = 30_000  # Analogy questions and answers among the N most frequent words.
   config.eval.query_words = ("king", "france", "good", "ship", "god")  # Nearest neighbours reported.
   config.eval.analogy_queries = (("man", "king", "woman"), ("france", "paris", "england"))  # a:b::c:? reported.
+  return config
+
+
+def fasttext_section(variant: str) -> ml_collections.ConfigDict:
+  """The ``fasttext`` section, shared by ``configs/fasttext.py`` and gensim's FastText row
+  (``configs/gensim_fasttext.py``) so both train with the same subwords.
+
+  Args:
+    variant: ``smoke``, ``demo`` or ``full``.
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict``.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  _, pick = _run_config("fasttext", variant)
+  section = ml_collections.ConfigDict()
+  section.subwords = "ngrams"  # "ngrams" (hashed character n-grams + the word) or "bpe" (BPE pieces; ours only).
+  section.architecture = "skipgram"  # "skipgram" (Bojanowski et al. 2017) or "cbow".
+  section.min_n = 3  # Shortest character n-gram of <word>.
+  section.max_n = 6  # Longest character n-gram of <word>.
+  section.bucket = pick(20_000, 200_000, 200_000)  # Hash buckets of the n-grams (input rows beyond V).
+  section.max_subwords = 40  # Rows per word at most (the word, then n-grams shortest first); 0 = all. Ours only.
+  section.bpe_vocab_size = 8_000  # BPE tokenizer size for subwords = "bpe".
+  return section
+
+
+def gensim_config(model: str, variant: str | None) -> ml_collections.ConfigDict:
+  """``word_vector_config`` of the gensim reference row for ``model`` (unlocked).
+
+  Args:
+    model: ``cbow``, ``skipgram`` (gensim's Word2Vec) or ``fasttext`` (gensim's FastText,
+      with ``fasttext_section``).
+    variant: ``smoke``, ``demo`` or ``full`` (None means ``demo``).
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict`` of method ``gensim_reference``.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  config = word_vector_config("gensim_reference", variant)
+  config.gensim = ml_collections.ConfigDict()
+  config.gensim.model = model  # gensim model: cbow, skipgram (Word2Vec) or fasttext (FastText).
+  config.gensim.workers = 2  # gensim worker threads (one per core of the 2-core CPU).
+  if model == "fasttext":
+    config.fasttext = fasttext_section(config.variant)  # The same subwords as configs/fasttext.py.
   return config
 
 
