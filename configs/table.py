@@ -20,6 +20,6 @@ def get_config(arg=None):
   config.columns = ("method", "supervision", "pretrain_seconds", "linear_probe_test_accuracy",
                     "knn_test_accuracy")  # The vision family's columns: keys of results.json.
   config.plot_columns = ("linear_probe_test_accuracy", "knn_test_accuracy")  # Bars of table.png.
-  config.title = "frozen features"  # Chart title after "<dataset>, <variant>: ".
+  config.title = "test accuracy on frozen features"  # Chart title after "<dataset>, <variant>: ".
   config.lock()
   return config

@@ -117,7 +117,7 @@ def plot_table(rows: list[dict[str, Any]], path: str | os.PathLike, title: str,
   ax.set_yticks(y, names)
   ax.invert_yaxis()
   ax.set_xlim(max(0.0, min(values_seen, default=0.0) - 10), 100)
-  ax.set_xlabel("test accuracy (%)")
+  ax.set_xlabel("accuracy (%)")  # What is measured: the title (table config).
   ax.set_title(title)
   ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=len(columns), frameon=False)
   fig.tight_layout()

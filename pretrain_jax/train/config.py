@@ -130,7 +130,7 @@ def word_vector_config(method: str, variant: str | None) -> ml_collections.Confi
   config.word2vec.negative = 5  # Noise words K per centre.
   config.word2vec.ns_exponent = 0.75  # Noise distribution ∝ count^ns_exponent.
   config.word2vec.min_count = 5  # Words seen fewer times in the train split are dropped.
-  config.word2vec.sample = 1e-3  # Subsampling threshold t of frequent words (0 = off).
+  config.word2vec.sample = 1e-3  # Subsampling threshold t of frequent words; 0 = off, where our summed batch updates diverge.
   config.word2vec.epochs = pick(2, 1, 5)  # Passes over the corpus, each with a fresh subsample.
   config.word2vec.alpha = 0.025  # Initial SGD learning rate α.
   config.word2vec.min_alpha = 1e-4  # α decays linearly to this over the run.
