@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import itertools
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -65,9 +66,7 @@ class Vocabulary:
     """
     if min_count < 1:
       raise ValueError(f"min_count={min_count} must be >= 1.")
-    counter = collections.Counter()
-    for sentence in sentences:
-      counter.update(sentence)
+    counter = collections.Counter(itertools.chain.from_iterable(sentences))  # First-seen order.
     num_tokens = sum(counter.values())
     kept = [(word, count) for word, count in counter.items() if count >= min_count]
     if not kept:
@@ -95,13 +94,14 @@ class Vocabulary:
       ``(ids, sentence)``: int32 ``[N]`` word ids in corpus order and int32 ``[N]`` the
       index of the sentence each came from (sentences left empty count too).
     """
-    index = self.index()
-    ids, sentence_ids = [], []
-    for s, sentence in enumerate(sentences):
-      kept = [index[w] for w in sentence if w in index]
-      ids.extend(kept)
-      sentence_ids.extend([s] * len(kept))
-    return np.asarray(ids, np.int32), np.asarray(sentence_ids, np.int32)
+    sentences = sentences if isinstance(sentences, (list, tuple)) else list(sentences)
+    lengths = np.fromiter(map(len, sentences), np.int64, count=len(sentences))
+    flat = itertools.chain.from_iterable(sentences)
+    ids = np.fromiter(map(self.index().get, flat, itertools.repeat(-1)), np.int64,
+                      count=int(lengths.sum()))
+    sentence_ids = np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)
+    kept = ids >= 0
+    return ids[kept].astype(np.int32), sentence_ids[kept]
 
   def sha256(self) -> str:
     """Hex sha256 of the words and counts: identifies the vocabulary a checkpoint used."""

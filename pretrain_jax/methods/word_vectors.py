@@ -109,20 +109,44 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
       ``window``, ``chunk_size``; ``seed``).
     info: the corpus description from the data layer (its ``name`` is kept).
     data: the loop's splits of documents (``data.text.load_for_config``).
+    subwords_fn: as ``prepare_sentences``.
+
+  Returns:
+    ``(WordVectorData, splits)``: ``splits["train"]`` is ``prepare_sentences``'s chunks of
+    the train documents' sentences (``train_sentences``); ``val``/``test`` are the
+    documents as given.
+
+  Raises:
+    EmptyVocabularyError: no word reaches ``min_count`` (one line: what to change).
+  """
+  name = getattr(info, "name", config.data.name)
+  prepared, chunks = prepare_sentences(config, name, train_sentences(data["train"]),
+                                       subwords_fn=subwords_fn)
+  return prepared, {"train": chunks, "val": data["val"], "test": data["test"]}
+
+
+def prepare_sentences(config: ml_collections.ConfigDict, name: str,
+                      sentences: Sequence[Sequence[str]], *,
+                      subwords_fn: Callable | None = None) -> tuple[WordVectorData, dict[str, np.ndarray]]:
+  """Vocabulary, subwords and window chunks of tokenised sentences.
+
+  Args:
+    config: as ``prepare_data``.
+    name: the corpus name, kept in the ``WordVectorData``.
+    sentences: lists of word tokens (what gensim's ``Word2Vec`` reads).
     subwords_fn: ``subwords_fn(vocab, sentences, config) -> (subwords int32 [V, M],
       num_inputs, word_fn, tokenizer or None)`` for subword methods (fastText,
       ``fasttext.Subwords``); None for plain words.
 
   Returns:
-    ``(WordVectorData, splits)``: ``splits["train"]`` is
+    ``(WordVectorData, chunks)`` with chunks
     ``{"tokens": int32 [M, L + 2W], "sentence": int32 [M, L + 2W]}``
-    (``vocab.window_chunks``); ``val``/``test`` are the documents as given.
+    (``vocab.window_chunks``: ``epochs`` subsamples of the id stream).
 
   Raises:
-    EmptyVocabularyError: no word reaches ``min_count`` (one line: what to change).
+    EmptyVocabularyError: no word reaches ``min_count``.
   """
   section = config.word2vec
-  sentences = train_sentences(data["train"])
   vocabulary = vocab_lib.Vocabulary.build(sentences, section.min_count)
   ids, sentence = vocabulary.encode(sentences)
   chunks = vocab_lib.window_chunks(
@@ -137,11 +161,10 @@ def prepare_data(config: ml_collections.ConfigDict, info: Any, data: dict[str, A
     digest.update(np.ascontiguousarray(subwords).tobytes())
   if tokenizer is not None:
     digest.update(tokenizer.sha256.encode())
-  prepared = WordVectorData(name=getattr(info, "name", config.data.name), vocab=vocabulary,
-                            subwords=subwords, num_inputs=num_inputs,
-                            fingerprint=digest.hexdigest(), subword_fn=word_fn,
-                            tokenizer=tokenizer)
-  return prepared, {"train": chunks, "val": data["val"], "test": data["test"]}
+  prepared = WordVectorData(name=name, vocab=vocabulary, subwords=subwords,
+                            num_inputs=num_inputs, fingerprint=digest.hexdigest(),
+                            subword_fn=word_fn, tokenizer=tokenizer)
+  return prepared, chunks
 
 
 def make_model(config: ml_collections.ConfigDict, info: WordVectorData, *,

@@ -135,7 +135,7 @@ def word_vector_config(method: str, variant: str | None) -> ml_collections.Confi
   config.word2vec.alpha = 0.025  # Initial SGD learning rate α.
   config.word2vec.min_alpha = 1e-4  # α decays linearly to this over the run.
   config.word2vec.chunk_size = 32  # Consecutive centres per example (chunk) of the train split.
-  config.word2vec.shared_negatives = 32  # Noise words drawn per chunk, each weighted negative / shared_negatives.
+  config.word2vec.shared_negatives = 16  # Noise words per chunk, each weighted negative / 16 (vs 32: cbow 1.75x faster, analogies 9.7% both).
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 32  # Chunks per step (× chunk_size centres), split over all devices.
