@@ -35,7 +35,8 @@ test: $(VENV)/.installed
 	$(PY) -m pretrain_jax.data.fetch fashion_mnist
 	$(PY) -m pretrain_jax.data.fetch english
 	$(PY) -m pretrain_jax.data.fetch word_benchmarks
-	$(PY) -m pytest -n 2 -q tests
+	$(PY) -m pretrain_jax.data.fetch sentiment
+	$(PY) -m pytest -n 2 --dist loadgroup -q tests
 
 bench: $(VENV)/.installed
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done

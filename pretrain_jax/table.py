@@ -14,6 +14,7 @@ runs' results.json) and the columns plotted as bars.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import io
 import json
@@ -40,6 +41,10 @@ COLUMN_HEADERS = {
     "analogy_syntactic": "Analogy syn %",
     "analogy_accuracy": "Analogy all %",
     "oov_handled": "OOV handled",
+    "objective": "Pretraining objective",
+    "lm_val_perplexity": "LM val perplexity",
+    "rotten_tomatoes_test_accuracy": "Rotten Tomatoes test %",
+    "fine_food_test_accuracy": "Fine food test %",
 }
 
 __all__ = ["run_table", "markdown_table", "format_seconds", "format_cell", "plot_table",
@@ -168,7 +173,7 @@ def run_table(table_config, config_dir: str | os.PathLike, workdir: str | os.Pat
     ReusedRunMismatchError: a finished run in ``workdir`` was made with another config.
     As ``train_and_evaluate`` for each run.
   """
-  from pretrain_jax.train.loop import RESULTS_FILE, as_path, to_json, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from pretrain_jax.train.loop import RESULTS_FILE, as_path, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   workdir = as_path(workdir)
   if (workdir / "table.json").exists():
@@ -179,6 +184,10 @@ def run_table(table_config, config_dir: str | os.PathLike, workdir: str | os.Pat
     print(f"skipping {', '.join(optional)}: they need {table_config.optional_module} "
           "(pip install -e '.[bench]').", flush=True)
     methods = [m for m in methods if m not in optional]
+  if table_config.get("row_module"):  # Rows that are more than one run each (language table).
+    rows = _run_module_rows(table_config, config_dir, workdir, methods, progress)
+    _write_table(rows, table_config, workdir)
+    return rows
   configs = {m: load_method_config(config_dir, m, table_config.variant, table_config.seed)
              for m in methods}
   # Every reusable run is checked before anything trains.
@@ -201,13 +210,34 @@ def run_table(table_config, config_dir: str | os.PathLike, workdir: str | os.Pat
     shown = [f"{COLUMN_HEADERS.get(key, key)} {format_cell(key, rows[-1].get(key))}"
              for key in table_config.plot_columns]
     print("  " + "  ".join(shown), flush=True)
-  dataset = rows[0]["dataset"] if rows else ""
+  _write_table(rows, table_config, workdir)
+  return rows
+
+
+def _run_module_rows(table_config, config_dir, workdir, names, progress) -> list[dict[str, Any]]:
+  """Rows made by ``table_config.row_module``'s ``run_row(name, table_config, config_dir,
+  workdir, progress=...)`` (each may pretrain and fine-tune several runs under ``workdir``)."""
+  module = importlib.import_module(table_config.row_module)
+  rows = []
+  for index, name in enumerate(names, 1):
+    print(f"[{index}/{len(names)}] {name} ({table_config.variant})", flush=True)
+    rows.append(module.run_row(name, table_config, str(config_dir), workdir, progress=progress))
+    shown = [f"{COLUMN_HEADERS.get(key, key)} {format_cell(key, rows[-1].get(key))}"
+             for key in table_config.plot_columns]
+    print("  " + "  ".join(shown), flush=True)
+  return rows
+
+
+def _write_table(rows: list[dict[str, Any]], table_config, workdir) -> None:
+  """``table.md``, ``table.png`` and ``table.json`` (written last: it marks a finished table)."""
+  from pretrain_jax.train.loop import to_json  # pylint: disable=g-import-not-at-top
+
+  dataset = rows[0].get("dataset", "") if rows else ""
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "table.md").write_text(markdown_table(rows, table_config.columns))
   plot_table(rows, workdir / "table.png", f"{dataset}, {table_config.variant}: {table_config.title}",
              table_config.plot_columns)
   (workdir / "table.json").write_text(to_json(rows))
-  return rows
 
 
 def main(argv: list[str]) -> None:

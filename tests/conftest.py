@@ -24,3 +24,18 @@ jax.config.update("jax_compilation_cache_dir",
                   os.path.join(os.path.expanduser("~"), ".cache", "pretrain_jax", "jax_test_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gpt_smoke_run(tmp_path_factory):
+  """One GPT smoke run (``configs/gpt.py:smoke``), shared by the GPT and fine-tuning tests
+  (both marked ``xdist_group("gpt")`` so that one worker trains it once)."""
+  from pretrain_jax.train import loop  # pylint: disable=g-import-not-at-top
+  from test_train import smoke_config  # pylint: disable=g-import-not-at-top
+
+  workdir = tmp_path_factory.mktemp("gpt") / "run"
+  results = loop.train_and_evaluate(smoke_config("gpt"), workdir, progress=False)
+  return workdir, results

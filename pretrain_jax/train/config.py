@@ -199,6 +199,123 @@ def gensim_config(model: str, variant: str | None) -> ml_collections.ConfigDict:
   return config
 
 
+def language_model_config(method: str, variant: str | None) -> ml_collections.ConfigDict:
+  """The fields every language model's config shares (GPT; ELMo and BERT build on it).
+
+  A byte-level BPE tokenizer trained on the train split, documents packed into rows of
+  ``model.max_len + 1`` tokens (``methods.language_models``), AdamW with warm-up and
+  cosine decay. Variants: ``smoke`` is a tiny model on the first 100k words of Jane
+  Austen's novels, seconds on a CPU, for tests; ``demo`` a small model on all of Austen
+  (one author: held-out chapters are in-domain), minutes on the 2-core CPU; ``full`` the
+  whole English corpus, an accelerator recommended. (``data.max_train_words`` keeps the
+  first documents of the train split, which is in source order: on several sources it
+  would train on the first ones and validate on all.)
+
+  Args:
+    method: key of ``pretrain_jax.methods.METHODS``.
+    variant: ``smoke``, ``demo`` or ``full`` (None means ``demo``).
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict``; the caller adds its method section and locks.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  config, pick = _run_config(method, variant)
+  config.seed = 0  # Seeds the document split, init, batch order and sampling.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "english"  # The English corpora (python -m pretrain_jax.data.fetch english).
+  config.data.sources = pick(("austen",), ("austen",), ())  # Corpora used (empty = all of data.text.CORPUS_SOURCES).
+  config.data.val_fraction = 0.05  # Fraction of each source's documents held out for validation.
+  config.data.test_fraction = 0.05  # Fraction of each source's documents held out for testing.
+  config.data.max_train_words = pick(100_000, 0, 0)  # Train on the first N words of the train split (0 = all).
+
+  config.tokenizer = ml_collections.ConfigDict()
+  config.tokenizer.vocab_size = pick(512, 2048, 8192)  # BPE ids, 6 special tokens and 256 bytes included.
+  config.tokenizer.min_frequency = 2  # Smallest pair count still merged.
+
+  config.model = ml_collections.ConfigDict()
+  config.model.num_layers = pick(2, 2, 6)  # Transformer blocks L.
+  config.model.num_heads = pick(2, 4, 8)  # Attention heads H (model_dim / H per head).
+  config.model.model_dim = pick(32, 64, 256)  # Model width D.
+  config.model.mlp_dim = pick(64, 256, 1024)  # MLP hidden width (4 D).
+  config.model.max_len = pick(32, 64, 128)  # Context T: tokens read per row.
+  config.model.positional = "sinusoidal"  # Fixed positional encoding: sinusoidal or dials.
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = pick(1e-2, 6e-3, 1e-3)  # Peak learning rate of AdamW.
+  config.optim.weight_decay = 0.01  # Decoupled weight decay of AdamW.
+  config.optim.warmup_steps = pick(5, 50, 500)  # Linear warm-up steps.
+  config.optim.end_learning_rate = 1e-5  # Final value of the cosine decay.
+  config.optim.grad_clip_norm = 1.0  # Global gradient-norm clip.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = pick(16, 32, 64)  # Rows (sequences) per step, split over all devices.
+  config.train.num_steps = pick(100, 800, 20000)  # Optimiser steps.
+  config.train.log_every = pick(10, 50, 200)  # Steps between metrics lines and NaN checks.
+  config.train.checkpoint_every = pick(20, 200, 2000)  # Steps between Orbax checkpoints.
+  config.train.keep_checkpoints = 2  # Most recent checkpoints kept on disk.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = pick(32, 64, 64)  # Held-out rows per forward pass.
+  config.eval.bigram_add_k = 0.01  # k of the add-k bigram baseline.
+  config.eval.sample_prompt_tokens = 16  # Tokens of the held-out prompt continued in results.json.
+  config.eval.sample_new_tokens = pick(16, 48, 64)  # Tokens generated after the prompt.
+  config.eval.temperature = 0.8  # Sampling temperature of the sample (0 = greedy).
+  config.eval.top_k = 40  # Sample among the k most likely tokens (0 = all).
+  return config
+
+
+def finetune_config(variant: str | None) -> ml_collections.ConfigDict:
+  """The config of a fine-tuning run (``methods.finetune``), unlocked.
+
+  ``finetune.pretrained_workdir`` must be set (``--config.finetune.pretrained_workdir=runs/gpt``);
+  the architecture and tokenizer are the pretrained run's. Variants: ``smoke`` 256 Rotten
+  Tomatoes snippets, one epoch, for tests; ``demo`` 2,000 snippets, 2 epochs, minutes on
+  the 2-core CPU; ``full`` every training text, 3 epochs.
+
+  Args:
+    variant: ``smoke``, ``demo`` or ``full`` (None means ``demo``).
+
+  Returns:
+    An unlocked ``ml_collections.ConfigDict``.
+
+  Raises:
+    ValueError: unknown variant.
+  """
+  config, pick = _run_config("finetune", variant)
+  config.seed = 0  # Seeds the head's init and the batch order.
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "rotten_tomatoes"  # Labelled texts: rotten_tomatoes or fine_food (fetch sentiment).
+  config.data.train_limit = pick(256, 2000, 0)  # Fine-tune on the first N training texts (0 = all).
+
+  config.finetune = ml_collections.ConfigDict()
+  config.finetune.pretrained_workdir = ""  # The pretrained run (GPT, BERT or ELMo workdir); required.
+  config.finetune.from_scratch = False  # Same architecture and tokenizer, random weights (no pretraining).
+  config.finetune.head_only = False  # Train the head alone, the backbone frozen (ELMo's protocol).
+  config.finetune.max_len = pick(32, 64, 128)  # Tokens per text (longer texts keep their beginning).
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = pick(1e-3, 1e-3, 1e-4)  # Peak learning rate of AdamW (eval.finetune sweeps it).
+  config.optim.weight_decay = 0.01  # Decoupled weight decay of AdamW.
+  config.optim.warmup_steps = pick(2, 10, 50)  # Linear warm-up steps.
+  config.optim.end_learning_rate = 0.0  # Final value of the cosine decay.
+  config.optim.grad_clip_norm = 1.0  # Global gradient-norm clip.
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = pick(16, 32, 32)  # Texts per step, split over all devices.
+  config.train.num_epochs = pick(1, 2, 3)  # Passes over the training texts.
+  config.train.log_every = pick(4, 20, 50)  # Steps between metrics lines and NaN checks.
+  config.train.checkpoint_every = pick(8, 60, 300)  # Steps between checkpoints (eval.finetune: one per epoch).
+  config.train.keep_checkpoints = 3  # Most recent checkpoints kept on disk.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = pick(32, 64, 64)  # Texts per forward pass when scoring.
+  return config
+
+
 def load_method_config(config_dir: str | os.PathLike, method: str, variant: str, seed: int):
   """``<config_dir>/<method>.py``'s ``get_config(variant)`` with ``seed`` set.
 

@@ -143,7 +143,7 @@ class Pretrainer:
       mesh = self.method.make_mesh() if hasattr(self.method, "make_mesh") else sharding.make_mesh()
     self.mesh = mesh
     if hasattr(self.method, "make_optimizer"):
-      self.optimizer = self.method.make_optimizer(config)
+      self.optimizer = self.method.make_optimizer(config, self.num_steps)
     else:
       self.optimizer = make_optimizer(config.optim, self.num_steps)
     abstract_model = nnx.eval_shape(lambda: self.make_model(jax.random.PRNGKey(0)))
@@ -181,9 +181,13 @@ class Pretrainer:
                       opt_state=opt_state, rng=train_key, extra=extra)
 
   def init_state(self) -> TrainState:
-    """A fresh state, created directly with its (replicated) shardings."""
+    """A fresh state, created directly with its (replicated) shardings, then warm-started by
+    the method's ``warm_start(run, state)`` if it has one (fine-tuning: pretrained weights)."""
     init = jax.jit(lambda: self._init(self.config.seed), out_shardings=self.state_sharding)
-    return init()
+    state = init()
+    if hasattr(self.method, "warm_start"):
+      state = jax.device_put(self.method.warm_start(self, state), self.state_sharding)
+    return state
 
   def abstract_state_with_shardings(self) -> TrainState:
     """``jax.ShapeDtypeStruct`` leaves carrying the shardings, for Orbax restore."""
@@ -357,6 +361,93 @@ def prepare_workdir(workdir: epath.Path) -> None:
                        "path (nothing was changed).") from None
 
 
+def check_workdir_files(workdir: epath.Path, info: Any) -> None:
+  """Refuses a workdir holding another version of a file in ``info.workdir_files``.
+
+  A method's ``info.workdir_files`` (file name -> text) are the files its checkpoints need
+  beside them, such as the tokenizer of a language model. Nothing is written here.
+
+  Raises:
+    tokenizers.TokenizerMismatchError: ``workdir/<name>`` exists with other contents; one
+      line naming the file (the file and the checkpoints are left as they are).
+  """
+  from pretrain_jax.data.tokenizers import TokenizerMismatchError  # pylint: disable=g-import-not-at-top
+
+  for name, text in (getattr(info, "workdir_files", None) or {}).items():
+    path = workdir / name
+    if path.exists() and path.read_text() != text:
+      raise TokenizerMismatchError(
+          f"{path} differs from the one this run builds (another tokenizer or vocabulary: "
+          "different data or config); use a new --workdir, or the original config (nothing "
+          "was changed).")
+
+
+def write_workdir_files(workdir: epath.Path, info: Any) -> None:
+  """Writes ``info.workdir_files`` into the workdir (atomically, process 0 only)."""
+  if jax.process_index() != 0:
+    return
+  for name, text in (getattr(info, "workdir_files", None) or {}).items():
+    path = workdir / name
+    if not path.exists():
+      tmp = workdir / (name + ".tmp")
+      tmp.write_text(text)
+      tmp.replace(path)
+
+
+def saved_config(workdir: str | os.PathLike) -> tuple[int, ml_collections.ConfigDict]:
+  """The newest checkpoint step of a run and the config stored with it (without
+  ``data_fingerprint``), read without the data or the state.
+
+  Raises:
+    FileNotFoundError: no checkpoint in ``workdir`` (one line).
+    CheckpointCorruptError: no step's config can be read.
+  """
+  workdir = as_path(workdir)
+  if not (workdir / "checkpoints").exists():
+    raise FileNotFoundError(f"{workdir} holds no checkpoints/; pass the --workdir of a trained run.")
+  with Checkpointer(workdir / "checkpoints", save_interval_steps=1) as checkpointer:
+    step, stored = checkpointer.saved_config()
+  stored.pop("data_fingerprint", None)
+  return step, ml_collections.ConfigDict(stored)
+
+
+def restore_trained(workdir: str | os.PathLike, step: int | None = None) -> TrainedModel:
+  """Reloads the newest good checkpoint of a run, without its data, for inference.
+
+  The config is the one stored with the checkpoint; the method's ``load_info(config,
+  workdir)`` rebuilds what ``make_model`` needs (a language model's tokenizer from
+  ``tokenizer.json``), and the checkpoint is verified as on resume (its stored fingerprint
+  must match that info: another tokenizer is refused).
+
+  Args:
+    workdir: a run's directory (finished or not).
+    step: the checkpoint to restore (no fallback); the newest good one when None.
+
+  Returns:
+    A ``TrainedModel`` whose ``summary`` holds ``step`` (the step restored).
+
+  Raises:
+    FileNotFoundError: no checkpoint in ``workdir``, or a file ``load_info`` needs.
+    ValueError: the method cannot be reloaded without its data (no ``load_info``).
+    CheckpointMismatchError / CheckpointCorruptError: as ``Checkpointer.restore``.
+  """
+  workdir = as_path(workdir)
+  _, config = saved_config(workdir)
+  with Checkpointer(workdir / "checkpoints", save_interval_steps=1) as checkpointer:
+    method = methods.get_method(config.method)
+    if not hasattr(method, "load_info"):
+      raise ValueError(f"method {config.method} cannot be reloaded without its data (it has no "
+                       "load_info); evaluate it with python -m pretrain_jax.main instead.")
+    info = method.load_info(config, workdir)
+    # The step count only shapes the learning-rate schedule, not the state: an epoch-counted
+    # run (whose steps depend on its data) is rebuilt without its data.
+    run = Pretrainer(config, info, num_steps=0 if config.train.get("num_epochs", 0) else None)
+    state, _ = checkpointer.restore(run.abstract_state_with_shardings(), run.checkpoint_config(),
+                                    step=step,
+                                    ignored_config_keys=IGNORED_CONFIG_KEYS + IGNORED_AFTER_NONFINITE)
+  return TrainedModel(run, state, {"step": int(state.step)})
+
+
 @contextlib.contextmanager
 def _checkpoint_write_errors(directory: epath.Path, what: str):
   """Turns file-system failures while writing checkpoints (read-only, full, permissions)
@@ -511,7 +602,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       raise ValueError(f"train.batch_size={config.train.batch_size} exceeds the "
                        f"{num_train} training examples.")
     run = Pretrainer(config, info, num_steps=num_steps_for(config, num_train))
+  check_workdir_files(workdir, info)
   prepare_workdir(workdir)
+  write_workdir_files(workdir, info)
 
   if fitted_in_closed_form:
     started = time.perf_counter()
