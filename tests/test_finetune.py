@@ -145,3 +145,28 @@ def test_bad_pretrained_workdirs_are_refused_in_one_line(gpt_smoke_run, tmp_path
     from_scratch = _config(workdir, train__num_epochs=1, finetune__from_scratch=True)
     with pytest.raises(CheckpointMismatchError, match="finetune.from_scratch|data_fingerprint"):
       loop.train_and_evaluate(from_scratch, tmp_path / "b", progress=False)
+
+
+def test_tfidf_row_beats_the_majority_class_and_picks_c_on_validation():
+  data = sentiment.load_sentiment("rotten_tomatoes")
+  majority = max(np.mean(data["test"].labels), 1 - np.mean(data["test"].labels))
+  scores = finetune_eval.tfidf_baseline("rotten_tomatoes", train_limit=3000, c_grid=(0.01, 10.0))
+  assert scores["C"] == 10.0  # C = 0.01 underfits to the majority class on validation.
+  assert scores["test_accuracy"] > majority + 0.05, (scores, majority)
+
+
+def test_mean_vectors_row_reads_word2vec_text_vectors(tmp_path, monkeypatch):
+  # Two planted directions: the positive words along axis 0, the negative ones along axis 1.
+  words = list(_GOOD) + list(_BAD) + ["the", "film"]
+  rows = [[1, 0]] * 3 + [[0, 1]] * 3 + [[0.5, 0.5]] * 2
+  vectors_file = tmp_path / "vectors.txt"
+  vectors_file.write_text(f"{len(words)} 2\n" + "".join(
+      f"{w} {a} {b}\n" for w, (a, b) in zip(words, rows)))
+  rng = np.random.default_rng(1)
+  planted = {"train": _planted_split(rng, 200), "val": _planted_split(rng, 50),
+             "test": _planted_split(rng, 50)}
+  monkeypatch.setattr(sentiment, "load_sentiment", lambda name: planted)
+  scores = finetune_eval.mean_vectors_baseline(vectors_file, "rotten_tomatoes")
+  assert scores["test_accuracy"] == 1.0
+  words_seen = [w for t in planted["train"].texts for w in t.replace(".", "").split()]
+  assert scores["coverage"] == pytest.approx(np.mean([w in words for w in words_seen]))

@@ -255,3 +255,18 @@ def test_bad_inputs_raise_one_line_value_error(make):
   with pytest.raises(ValueError) as error:
     make()
   assert "\n" not in str(error.value)
+
+
+def test_baseline_perplexities_leave_out_the_first_heldout_token():
+  rng = np.random.default_rng(3)
+  train, heldout = rng.integers(0, 7, 400), rng.integers(0, 7, 60)
+  scores = ngram.baseline_perplexities(train, heldout, 7, add_k=0.5, prefix="val")
+  models = {"unigram": ngram.UnigramLM.fit([train], 7),
+            "bigram_add_k": ngram.AddKBigramLM.fit([train], 7, k=0.5),
+            "bigram_kneser_ney": ngram.KneserNeyBigramLM.fit([train], 7)}
+  for name, model in models.items():
+    # An independent loop: the held-out tokens after the first, each given its predecessor.
+    nll = [-np.log(model.conditional(int(v))[int(w)]) for v, w in zip(heldout[:-1], heldout[1:])]
+    assert scores[f"val_{name}_perplexity"] == pytest.approx(np.exp(np.mean(nll)), rel=1e-10)
+  with pytest.raises(ValueError, match="at least 2"):
+    ngram.baseline_perplexities(train, heldout[:1], 7)
