@@ -163,5 +163,11 @@ def test_restore_refuses_a_checkpoint_whose_tokenizer_was_replaced(trained_run, 
 
 def test_results_are_strict_json(trained_run):
   workdir, _ = trained_run
-  results = json.loads((workdir / "results.json").read_text())
+  def refuse(constant):
+    raise AssertionError(f"results.json holds {constant}, which strict JSON cannot")
+
+  results = json.loads((workdir / "results.json").read_text(), parse_constant=refuse)
   assert results["method"] == "gpt" and results["num_parameters"] > 0
+  # Every number of the run is there and finite (NaN would be written as null).
+  for key in ("val_nll", "test_nll", "val_bigram_kneser_ney_perplexity", "train_tokens_per_second"):
+    assert isinstance(results[key], float) and math.isfinite(results[key]), key

@@ -25,20 +25,11 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
-from pretrain_jax.data import datasets, sentiment
+from pretrain_jax.data import datasets, iterators, sentiment
 from pretrain_jax.methods import finetune
 from pretrain_jax.train import loop
 
 DEFAULT_LEARNING_RATES = (1e-4, 1e-3)
-
-
-def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
-  """Optimiser steps of one epoch of ``config``'s training texts (``data.train_limit``)."""
-  _, data = datasets.load_for_config(config)
-  num_train = len(data["train"].labels)
-  if config.data.train_limit:
-    num_train = min(num_train, int(config.data.train_limit))
-  return max(num_train // int(config.train.batch_size), 1)
 
 
 def select_and_test(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
@@ -68,9 +59,11 @@ def select_and_test(config: ml_collections.ConfigDict, workdir: str | os.PathLik
   if not learning_rates or min(learning_rates) <= 0:
     raise ValueError(f"learning_rates={tuple(learning_rates)} must be positive numbers, e.g. "
                      "--learning_rates=1e-4,1e-3.")
-  per_epoch = steps_per_epoch(config)
+  _, raw = datasets.load_for_config(config)
+  _, data = finetune.prepare_data(config, None, raw)  # Encoded once for every rate and epoch.
+  per_epoch = iterators.steps_per_epoch(len(data["train"]["label"]), int(config.train.batch_size))
   num_epochs = int(config.train.num_epochs)
-  grid, seconds, data = [], 0.0, None
+  grid, seconds, runs = [], 0.0, {}
   for rate in sorted(float(r) for r in learning_rates):
     run_config = ml_collections.ConfigDict(config.to_dict())
     run_config.optim.learning_rate = rate
@@ -82,16 +75,15 @@ def select_and_test(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     else:
       run_results = loop.train_and_evaluate(run_config, run_dir, progress=progress)
     seconds += run_results["pretrain_seconds"]
+    run = None  # One Pretrainer per rate: its compiled predictions serve every epoch.
     for epoch in range(1, num_epochs + 1):
-      trained = loop.restore_trained(run_dir, step=epoch * per_epoch)
-      if data is None:
-        _, raw = datasets.load_for_config(run_config)
-        _, data = finetune.prepare_data(run_config, None, raw)
+      trained = loop.restore_trained(run_dir, step=epoch * per_epoch, run=run)
+      run = runs[rate] = trained.run
       grid.append({"learning_rate": rate, "epochs": epoch,
                    "val_accuracy": finetune.accuracy(trained, data["val"], run_config)})
   best = max(grid, key=lambda row: (row["val_accuracy"], -row["learning_rate"], -row["epochs"]))
   trained = loop.restore_trained(workdir / f"lr_{best['learning_rate']:g}",
-                                 step=best["epochs"] * per_epoch)
+                                 step=best["epochs"] * per_epoch, run=runs[best["learning_rate"]])
   test_accuracy = finetune.accuracy(trained, data["test"], trained.run.config)
   results = {"grid": grid, "learning_rate": best["learning_rate"], "epochs": best["epochs"],
              "val_accuracy": best["val_accuracy"], "test_accuracy": test_accuracy,
@@ -172,10 +164,11 @@ def mean_vectors_baseline(vectors_file: str | os.PathLike, name: str, *, seed: i
   def features(texts, count=False):
     out = np.zeros((len(texts), table.shape[1]), np.float32)
     for i, text in enumerate(texts):
-      rows = [index[w] for w in tokenizers.words(text) if w in index]
+      words = tokenizers.words(text)
+      rows = [index[w] for w in words if w in index]
       if count:
         counts["found"] += len(rows)
-        counts["total"] += len(tokenizers.words(text))
+        counts["total"] += len(words)
       if rows:
         out[i] = table[rows].mean(0)
     return out

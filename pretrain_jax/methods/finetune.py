@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from typing import Any
 
 from flax import nnx
@@ -62,7 +63,8 @@ class FinetuneInfo:
 
 
 def pretrained_method(info: FinetuneInfo):
-  """The method module of the pretrained run (it builds the classifier)."""
+  """The method module of the pretrained run (``methods.METHODS[pretrained_config.method]``),
+  which builds the classifier (``make_classifier``) and encodes texts (``classifier_inputs``)."""
   return methods.get_method(info.pretrained_config.method)
 
 
@@ -97,7 +99,8 @@ def load_info(config: ml_collections.ConfigDict, workdir: Any = None) -> Finetun
   del workdir
   step, pretrained_config, backbone_info = read_pretrained(config.finetune.pretrained_workdir)
   digest = hashlib.sha256()
-  for part in (backbone_info.fingerprint, str(step), repr(sorted(pretrained_config.to_dict().items())),
+  for part in (backbone_info.fingerprint, str(step),
+               json.dumps(pretrained_config.to_dict(), sort_keys=True, default=str),
                str(bool(config.finetune.from_scratch))):
     digest.update(part.encode())
   return FinetuneInfo(pretrained_config=pretrained_config, backbone_info=backbone_info,
@@ -209,7 +212,17 @@ def _predict(model: nnx.Module, batch: dict[str, jax.Array]) -> jax.Array:
 
 
 def accuracy(trained: Any, split: dict[str, np.ndarray], config: ml_collections.ConfigDict) -> float:
-  """Fraction of ``split``'s examples classified right by a trained classifier."""
+  """Fraction of ``split``'s examples classified right by a trained classifier.
+
+  Args:
+    trained: a fine-tuning run's ``TrainedModel``.
+    split: a prepared split: the classifier's inputs (``{"tokens": int32 [n, T],
+      "padding_mask": bool [n, T]}``) and ``"label": int32 [n]``.
+    config: reads ``eval.batch_size`` (texts per forward pass, divisible by the devices).
+
+  Returns:
+    Accuracy in [0, 1]: argmax of the logits against the labels.
+  """
   inputs = {k: v for k, v in split.items() if k != "label"}
   predictions = trained.map(_predict, inputs, batch_size=config.eval.batch_size)
   return float(np.mean(predictions == split["label"]))

@@ -143,6 +143,20 @@ def pack_sequences(stream: np.ndarray, max_len: int, *, pad_id: int | None = Non
           "weights": weights[rows[:, 1:]] if num_rows else np.zeros((0, max_len), np.float32)}
 
 
+def train_tokenizer(config: ml_collections.ConfigDict,
+                    documents: Sequence[Document]) -> tokenizers.BpeTokenizer:
+  """The run's byte-level BPE, learned on the train split's documents only
+  (``tokenizer.vocab_size`` ids, pairs seen ``tokenizer.min_frequency`` times or more), so
+  GPT, ELMo and BERT runs of one data config share one tokenizer.
+
+  Raises:
+    As ``data.tokenizers.train_bpe``.
+  """
+  return tokenizers.train_bpe((doc.text for doc in documents),
+                              vocab_size=config.tokenizer.vocab_size,
+                              min_frequency=config.tokenizer.min_frequency)
+
+
 def prepare_data(config: ml_collections.ConfigDict, info: TextInfo,
                  data: dict[str, list[Document]]) -> tuple[LanguageModelInfo, dict[str, Any]]:
   """The loop's ``prepare_data`` for next-token language models (module docstring).
@@ -160,9 +174,7 @@ def prepare_data(config: ml_collections.ConfigDict, info: TextInfo,
   Raises:
     ValueError: the train split is shorter than one row (``model.max_len + 1`` tokens).
   """
-  tokenizer = tokenizers.train_bpe((doc.text for doc in data["train"]),
-                                   vocab_size=config.tokenizer.vocab_size,
-                                   min_frequency=config.tokenizer.min_frequency)
+  tokenizer = train_tokenizer(config, data["train"])
   pad = tokenizer.token_to_id(tokenizers.PAD)
   splits, num_tokens, num_characters = {}, {}, {}
   for split in TEXT_SPLITS:

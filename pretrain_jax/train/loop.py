@@ -411,7 +411,8 @@ def saved_config(workdir: str | os.PathLike) -> tuple[int, ml_collections.Config
   return step, ml_collections.ConfigDict(stored)
 
 
-def restore_trained(workdir: str | os.PathLike, step: int | None = None) -> TrainedModel:
+def restore_trained(workdir: str | os.PathLike, step: int | None = None, *,
+                    run: Pretrainer | None = None) -> TrainedModel:
   """Reloads the newest good checkpoint of a run, without its data, for inference.
 
   The config is the one stored with the checkpoint; the method's ``load_info(config,
@@ -422,6 +423,8 @@ def restore_trained(workdir: str | os.PathLike, step: int | None = None) -> Trai
   Args:
     workdir: a run's directory (finished or not).
     step: the checkpoint to restore (no fallback); the newest good one when None.
+    run: the ``Pretrainer`` of an earlier ``restore_trained`` of the same workdir, reused
+      (with its compiled ``map`` functions) to restore another step; None builds one.
 
   Returns:
     A ``TrainedModel`` whose ``summary`` holds ``step`` (the step restored).
@@ -432,16 +435,17 @@ def restore_trained(workdir: str | os.PathLike, step: int | None = None) -> Trai
     CheckpointMismatchError / CheckpointCorruptError: as ``Checkpointer.restore``.
   """
   workdir = as_path(workdir)
-  _, config = saved_config(workdir)
-  with Checkpointer(workdir / "checkpoints", save_interval_steps=1) as checkpointer:
+  if run is None:
+    _, config = saved_config(workdir)
     method = methods.get_method(config.method)
     if not hasattr(method, "load_info"):
       raise ValueError(f"method {config.method} cannot be reloaded without its data (it has no "
                        "load_info); evaluate it with python -m pretrain_jax.main instead.")
-    info = method.load_info(config, workdir)
     # The step count only shapes the learning-rate schedule, not the state: an epoch-counted
     # run (whose steps depend on its data) is rebuilt without its data.
-    run = Pretrainer(config, info, num_steps=0 if config.train.get("num_epochs", 0) else None)
+    run = Pretrainer(config, method.load_info(config, workdir),
+                     num_steps=0 if config.train.get("num_epochs", 0) else None)
+  with Checkpointer(workdir / "checkpoints", save_interval_steps=1) as checkpointer:
     state, _ = checkpointer.restore(run.abstract_state_with_shardings(), run.checkpoint_config(),
                                     step=step,
                                     ignored_config_keys=IGNORED_CONFIG_KEYS + IGNORED_AFTER_NONFINITE)
