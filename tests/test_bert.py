@@ -282,6 +282,30 @@ def test_masked_lm_loss_sees_only_the_chosen_positions():
   assert np.all(grad[~chosen] == 0) and np.all(np.abs(grad[chosen]).sum(-1) > 0)
 
 
+def test_unigram_nll_matches_hand_counts():
+  # Train maskable tokens (real, id >= 6): 6, 6, 7 (CLS, SEP, PAD and padding left out).
+  # V = 9, add-one over the 3 non-special ids: p = [3, 2, 1] / 6.
+  train = {"tokens": np.array([[CLS, 6, 6, SEP, 7, SEP, 8, PAD]], np.int32),
+           "padding_mask": np.array([[1, 1, 1, 1, 1, 1, 0, 0]], bool)}
+  targets = np.array([[CLS, 6, 7, 8, 8, SEP]], np.int32)
+  weights = np.array([[0, 1, 1, 1, 0, 0]], np.float32)
+  expected = -(math.log(3 / 6) + math.log(2 / 6) + math.log(1 / 6)) / 3
+  assert bert.unigram_nll(train, targets, weights, 9) == pytest.approx(expected, rel=1e-12)
+  assert math.isnan(bert.unigram_nll(train, targets, 0 * weights, 9))
+
+
+def test_heldout_keys_depend_on_seed_split_and_row_only():
+  keys = bert.heldout_keys(7, 2, 5)
+  assert keys.shape == (5, 2) and keys.dtype == np.uint32
+  split_key = jax.random.fold_in(jax.random.PRNGKey(7), 2)
+  for r in range(5):
+    np.testing.assert_array_equal(keys[r], np.asarray(jax.random.fold_in(split_key, r)))
+  np.testing.assert_array_equal(bert.heldout_keys(7, 2, 9)[:5], keys)  # Not on num_rows.
+  assert len({tuple(k) for k in keys}) == 5
+  assert not np.array_equal(bert.heldout_keys(7, 1, 5), keys)
+  assert not np.array_equal(bert.heldout_keys(8, 2, 5), keys)
+
+
 # ----- Segment embeddings and the encoder ------------------------------------------------
 
 DIMS = dict(vocab_size=17, num_layers=2, num_heads=2, model_dim=16, mlp_dim=32, max_len=10)
@@ -435,6 +459,9 @@ def test_smoke_run_learns_and_fills_masks(trained_run):
     assert results[f"{split}_mlm_perplexity"] == pytest.approx(
         math.exp(results[f"{split}_mlm_nll"]))
     assert 0 <= results[f"{split}_nsp_accuracy"] <= 1 and results[f"{split}_num_examples"] > 100
+    # A fraction of whole rows: accuracy × rows is a count.
+    hits = results[f"{split}_nsp_accuracy"] * results[f"{split}_num_examples"]
+    assert abs(hits - round(hits)) < 1e-3, hits
   assert results["train_tokens_per_second"] > 0 and results["num_parameters"] > 0
   logged = (workdir / "metrics.jsonl").read_text()
   assert all(name in logged for name in ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"))

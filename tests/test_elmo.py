@@ -165,7 +165,7 @@ def test_representations_are_both_directions_projected_layers():
   layers = np.asarray(layers)
   for b, n in enumerate(lengths):
     real = tokens[b:b + 1, :n]  # The row alone, unpadded.
-    x = np.asarray(model.embed(real))[0]
+    x = np.asarray(model.embedding[...])[real[0]] * math.sqrt(DIM)  # √D · E[w], by hand.
     forward = np.asarray(model.forward_lm(model.embed(real)))[:, 0]  # [L, n, D]
     # Backward: the backward stack run left to right over the reversed tokens, reversed back.
     backward = np.asarray(model.backward_lm(model.embed(real[:, ::-1])))[:, 0, ::-1]
@@ -173,10 +173,9 @@ def test_representations_are_both_directions_projected_layers():
     np.testing.assert_allclose(layers[1:, b, :n, :DIM], forward, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layers[1:, b, :n, DIM:], backward, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(layers[:, b, n:], 0.0)  # Padding.
-  # The forward half of layer j is the forward stack's projected output on the full batch.
-  np.testing.assert_allclose(layers[1:, 0, :, :DIM],
-                             np.asarray(model.forward_lm(model.embed(tokens)))[:, 0], rtol=1e-5,
-                             atol=1e-6)
+  # The mask has power: unmasked, row 1's backward half reads the padding ids and differs.
+  unmasked = np.asarray(model.backward_lm(model.embed(tokens), reverse=True))[:, 1, :lengths[1]]
+  assert np.abs(layers[1:, 1, :lengths[1], DIM:] - unmasked).max() > 1e-3
 
   mix = ScalarMix(LAYERS + 1, rngs=nnx.Rngs(0))
   np.testing.assert_allclose(mix(jnp.asarray(layers)), layers.mean(0), rtol=1e-5, atol=1e-6)
@@ -210,15 +209,26 @@ def test_smoke_run_learns_both_directions_and_is_reloaded_for_scoring(trained_ru
     assert results[f"{split}_perplexity"] == pytest.approx(math.exp(results[f"{split}_nll"]))
     assert 0 < results[f"{split}_bits_per_character"] < 8
   assert results["val_perplexity"] < results["val_unigram_perplexity"]
-  assert results["train_tokens_per_second"] > 0 and results["num_parameters"] > 0
+  assert results["train_tokens_per_second"] > 0
+  # Exact count: E [V, D] and b [V]; per direction and layer, LSTM (4HD + 4HH + 4H) and
+  # projection (HD + D).
+  config = smoke_config("elmo")
+  v, d, h = results["vocab_size"], config.model.model_dim, config.elmo.hidden_dim
+  per_layer = 4 * h * d + 4 * h * h + 4 * h + h * d + d
+  assert results["num_parameters"] == v * d + v + 2 * config.elmo.num_layers * per_layer
 
   trained = loop.restore_trained(workdir)
   assert trained.run.config.method == "elmo" and trained.summary["step"] == results["num_steps"]
-  scores = language_models.score_text(
-      trained, "It is a truth universally acknowledged, that a single man in possession of a "
-      "good fortune, must be in want of a wife.")
+  text = ("It is a truth universally acknowledged, that a single man in possession of a good "
+          "fortune, must be in want of a wife.")
+  scores = language_models.score_text(trained, text)
   assert all(math.isfinite(scores[k]) for k in ("nll", "perplexity", "bits_per_character"))
-  assert scores["num_tokens"] > 1
+  # Every token but the first is predicted once; bits/char = total nats / ln 2 / chars.
+  assert scores["num_tokens"] == len(trained.run.info.tokenizer.encode(text)) - 1
+  assert scores["bits_per_character"] == pytest.approx(
+      scores["nll"] * scores["num_tokens"] / math.log(2) / scores["num_characters"])
   ids = np.asarray([trained.run.info.tokenizer.encode("Mr. Darcy walked in.")], np.int32)
   layers = elmo.representations(trained.model(), ids)
-  assert layers.shape == (3, 1, ids.shape[1], 2 * trained.run.config.model.model_dim)
+  assert layers.shape == (trained.run.config.elmo.num_layers + 1, 1, ids.shape[1],
+                          2 * trained.run.config.model.model_dim)
+  assert np.isfinite(np.asarray(layers)).all()

@@ -122,8 +122,10 @@ def test_lstm_matches_loop_over_slide_equations(reverse):
   np.testing.assert_allclose(carry.h, h_final, atol=2e-6)
   np.testing.assert_allclose(carry.s, s_final, atol=2e-6)
   np.testing.assert_array_equal(np.asarray(hidden)[~PADDING], 0.0)
-  if not reverse:  # the short sequence's carry is its state at its last real token
-    np.testing.assert_array_equal(carry.h[1], hidden[1, 3])
+  # The carry is the state at the last position the scan visited: the short sequence's
+  # last real token (3) forward, position 0 for both sequences backward.
+  last = [0, 0] if reverse else [LENGTH - 1, 3]
+  np.testing.assert_array_equal(carry.h, np.asarray(hidden)[np.arange(BATCH), last])
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -223,26 +225,31 @@ def test_wrong_shapes_raise():
   rnn = recurrent.SimpleRNN(input_dim=INPUT, hidden_dim=HIDDEN, output_dim=OUTPUT,
                             rngs=nnx.Rngs(0))
   x = jnp.asarray(_inputs(0))
+  # (call, the check that must reject it): a ValueError from elsewhere does not count.
   bad_calls = [
-      lambda: lstm(x[0]),                                            # rank 2
-      lambda: lstm(x[..., :3]),                                      # wrong D
-      lambda: lstm(x, padding_mask=jnp.ones((BATCH, LENGTH + 1), bool)),
-      lambda: lstm(x, padding_mask=jnp.ones((BATCH, LENGTH), jnp.int32)),
-      lambda: lstm(x, initial_carry=(jnp.zeros((BATCH, HIDDEN + 1)),) * 2),
-      lambda: rnn(x, initial_carry=jnp.zeros((HIDDEN,))),
-      lambda: rnn(x[..., :3]),
-      lambda: rnn.readout(jnp.zeros((BATCH, HIDDEN + 1))),
-      lambda: recurrent.Bidirectional(input_dim=INPUT, hidden_dim=HIDDEN,
-                                      rngs=nnx.Rngs(0))(x[0]),
-      lambda: recurrent.LSTM(input_dim=INPUT, hidden_dim=0, rngs=nnx.Rngs(0)),
-      lambda: recurrent.StackedLSTM(input_dim=INPUT, hidden_dim=HIDDEN, num_layers=0,
-                                    rngs=nnx.Rngs(0)),
-      lambda: recurrent.lstm_cell(recurrent.LSTMCarry(x[:, 0, :], x[:, 0, :]),
-                                  jnp.zeros((BATCH, 4, INPUT)), lstm.w_h[...]),
-      lambda: recurrent.rnn_cell(x[:, 0, :], x[:, 0, :], jnp.zeros((HIDDEN, HIDDEN))),
+      (lambda: lstm(x[0]), r"LSTM expects x \[B, T, D\]"),            # rank 2
+      (lambda: lstm(x[..., :3]), r"LSTM expects x \[B, T, D\]"),      # wrong D
+      (lambda: lstm(x, padding_mask=jnp.ones((BATCH, LENGTH + 1), bool)), "padding_mask"),
+      (lambda: lstm(x, padding_mask=jnp.ones((BATCH, LENGTH), jnp.int32)), "padding_mask"),
+      (lambda: lstm(x, initial_carry=(jnp.zeros((BATCH, HIDDEN + 1)),) * 2), "initial carry"),
+      (lambda: lstm(x, initial_carry=(jnp.zeros((BATCH, HIDDEN)),) * 3), "pair"),
+      (lambda: rnn(x, initial_carry=jnp.zeros((HIDDEN,))), "initial carry"),
+      (lambda: rnn(x[..., :3]), "SimpleRNN expects"),
+      (lambda: rnn.readout(jnp.zeros((BATCH, HIDDEN + 1))), "project_inputs needs"),
+      (lambda: recurrent.Bidirectional(input_dim=INPUT, hidden_dim=HIDDEN,
+                                       rngs=nnx.Rngs(0))(x[0]), "Bidirectional expects"),
+      (lambda: recurrent.LSTM(input_dim=INPUT, hidden_dim=0, rngs=nnx.Rngs(0)),
+       "LSTM dimensions must be >= 1"),
+      (lambda: recurrent.StackedLSTM(input_dim=INPUT, hidden_dim=HIDDEN, num_layers=0,
+                                     rngs=nnx.Rngs(0)), "StackedLSTM dimensions"),
+      (lambda: recurrent.lstm_cell(recurrent.LSTMCarry(x[:, 0, :], x[:, 0, :]),
+                                   jnp.zeros((BATCH, 4, INPUT)), lstm.w_h[...]),
+       "lstm_cell needs"),
+      (lambda: recurrent.rnn_cell(x[:, 0, :], x[:, 0, :], jnp.zeros((HIDDEN, HIDDEN))),
+       "rnn_cell needs"),
   ]
-  for n, call in enumerate(bad_calls):
-    with pytest.raises(ValueError):
+  for n, (call, message) in enumerate(bad_calls):
+    with pytest.raises(ValueError, match=message):
       call()
       pytest.fail(f"bad call {n} did not raise")
 

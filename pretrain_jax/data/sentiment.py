@@ -270,7 +270,15 @@ def _label_counts(examples: Iterable[Example | Record], name: str) -> dict[str, 
 
 
 def count_labels(records: Sequence[Record], name: str) -> dict[str, dict[str, int]]:
-  """Split -> label name -> number of records (every split and label, zeros included)."""
+  """Split -> label name -> number of records (every split and label, zeros included).
+
+  Args:
+    records: one set's records.
+    name: the set, one of ``NAMES`` (names its labels).
+
+  Raises:
+    KeyError: an unknown ``name``.
+  """
   return {split: _label_counts((r for r in records if r.split == split), name)
           for split in SPLITS}
 
@@ -287,6 +295,9 @@ def dataset_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
 
   Args:
     data_dir: cache directory; None for ``$PRETRAIN_JAX_DATA`` or ``~/.cache/pretrain_jax``.
+
+  Returns:
+    ``data_dir / "sentiment"``, user (``~``) expanded.
   """
   root = datasets.default_data_dir() if data_dir is None else pathlib.Path(data_dir).expanduser()
   return root / DATASET

@@ -186,7 +186,7 @@ class BigramCounts:
     return np.where(found, self.counts.data[position], 0)
 
   def row(self, v):
-    """Dense row c(v, ·): float64 [V]."""
+    """Dense row c(v, ·): float64 [V], for a history id v in [0, V] (not checked)."""
     out = np.zeros(self.vocab_size, dtype=np.float64)
     start, stop = self.counts.indptr[v], self.counts.indptr[v + 1]
     out[self.counts.indices[start:stop]] = self.counts.data[start:stop]
@@ -240,6 +240,12 @@ class _LanguageModel:
 
   def perplexity(self, sequences: Documents) -> float:
     """exp(mean per-token NLL in nats) over all tokens of `sequences` (float ≥ 1).
+
+    Args:
+      sequences: as in `token_nll`.
+
+    Returns:
+      exp(-total / N), `log_prob`'s total and count; a float ≥ 1.
 
     Raises:
       ValueError: as `token_nll`.
@@ -295,7 +301,11 @@ class UnigramLM(_LanguageModel):
     return cls(np.bincount(tokens, minlength=vocab_size).astype(np.int64), k)
 
   def conditional(self, v: int) -> np.ndarray:
-    """p(· | v) = p(·), float64 [V], for any history v in [0, V] (V = begin of document)."""
+    """p(· | v) = p(·), float64 [V], for any history v in [0, V] (V = begin of document).
+
+    Raises:
+      ValueError: if v is not an int in [0, V].
+    """
     self._check_history(v)
     return np.exp(self.log_probs)
 

@@ -283,14 +283,13 @@ def prepare_data(config: ml_collections.ConfigDict, info: TextInfo,
     characters. Each split is ``pack_pairs``'s dict.
 
   Raises:
-    ValueError: ``model.max_len < 5``, or a split with fewer than two documents with text.
+    ValueError: ``model.max_len < 5``, a split with fewer than two documents with text, or
+      a bad ``tokenizer`` section (as ``language_models.train_tokenizer``).
   """
   if config.model.max_len < 5:
     raise ValueError(f"model.max_len={config.model.max_len} must be >= 5 "
                      "([CLS] A [SEP] B [SEP] with one token each).")
-  tokenizer = tokenizers.train_bpe((doc.text for doc in data["train"]),
-                                   vocab_size=config.tokenizer.vocab_size,
-                                   min_frequency=config.tokenizer.min_frequency)
+  tokenizer = language_models.train_tokenizer(config, data["train"])
   splits, num_tokens, num_characters = {}, {}, {}
   for index, split in enumerate(TEXT_SPLITS):
     texts = [doc.text for doc in data[split]]
@@ -380,7 +379,15 @@ def mask_tokens(key: jax.Array, tokens: jax.Array, maskable: jax.Array, *, vocab
 
 def max_predictions(mask_rate: float, num_positions: int) -> int:
   """An upper bound P on the tokens ``mask_tokens`` chooses in a row of T positions
-  (ceil rather than round: safe whatever the float32 rounding of rate × count)."""
+  (ceil rather than round: safe whatever the float32 rounding of rate × count).
+
+  Args:
+    mask_rate: ``bert.mask_rate``, in (0, 1].
+    num_positions: T, positions per row.
+
+  Returns:
+    P = max(1, ceil(mask_rate · T)), an int ≥ 1 (the static width of the gathered heads).
+  """
   return max(1, math.ceil(mask_rate * num_positions))
 
 
@@ -468,7 +475,21 @@ def make_model(config: ml_collections.ConfigDict, info: LanguageModelInfo, *,
 
 def mask_batch(key: jax.Array, batch: dict[str, jax.Array], config: ml_collections.ConfigDict,
                vocab_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """``mask_tokens`` of a batch with the ``bert`` section's rates."""
+  """``mask_tokens`` of a batch with the ``bert`` section's rates.
+
+  Args:
+    key: PRNG key.
+    batch: ``{"tokens": int32 [B, T], "padding_mask": bool [B, T], ...}``.
+    config: reads ``bert.mask_rate``, ``bert.mask_token_fraction``,
+      ``bert.random_token_fraction``.
+    vocab_size: V.
+
+  Returns:
+    As ``mask_tokens``: (inputs int32 [B, T], targets int32 [B, T], weights float32 [B, T]).
+
+  Raises:
+    ValueError: as ``mask_tokens``.
+  """
   return mask_tokens(key, batch["tokens"],
                      maskable_positions(batch["tokens"], batch["padding_mask"]),
                      vocab_size=vocab_size,
@@ -566,7 +587,8 @@ def _heldout_fn(model: BertModel, batch: dict[str, jax.Array], config: ml_collec
 
 def heldout_keys(seed: int, split_index: int, num_rows: int) -> np.ndarray:
   """uint32 ``[num_rows, 2]``: row r's masking key is ``fold_in(fold_in(PRNGKey(seed),
-  split_index), r)`` (raw key data), the fixed masking of a held-out split."""
+  split_index), r)`` (raw key data), the fixed masking of a held-out split; row r's key
+  does not depend on ``num_rows``."""
   split_key = jax.random.fold_in(jax.random.PRNGKey(seed), split_index)
   return np.asarray(jax.vmap(lambda r: jax.random.fold_in(split_key, r))(
       jnp.arange(num_rows, dtype=jnp.uint32)))
@@ -727,13 +749,29 @@ class Classifier(nnx.Module):
 def make_classifier(config: ml_collections.ConfigDict, info: LanguageModelInfo, num_classes: int,
                     *, rngs: nnx.Rngs) -> Classifier:
   """The fine-tuning model of a BERT run (``methods.finetune``); ``config`` is the pretrained
-  run's."""
+  run's, ``num_classes`` C the number of labels (logits float32 [B, C]).
+
+  Raises:
+    ValueError: as ``Transformer``.
+  """
   return Classifier(config, info, num_classes, rngs=rngs)
 
 
 def classifier_inputs(info: LanguageModelInfo, texts: list[str], max_len: int) -> dict[str, np.ndarray]:
   """``[CLS] text [SEP]`` rows (``language_models.encode_texts``), each text encoded as in
-  pretraining (``" " + text``, so its first word carries the word-boundary mark)."""
+  pretraining (``" " + text``, so its first word carries the word-boundary mark).
+
+  Args:
+    info: the pretrained run's ``LanguageModelInfo`` (its tokenizer).
+    texts: N strings.
+    max_len: T, tokens per row (≥ 3); a long text keeps its first T − 2 tokens.
+
+  Returns:
+    ``{"tokens": int32 [N, T], "padding_mask": bool [N, T]}``.
+
+  Raises:
+    ValueError: as ``language_models.encode_texts`` (``max_len`` < 3).
+  """
   tokenizer = info.tokenizer
   return language_models.encode_texts(
       tokenizer, [" " + text for text in texts], max_len,

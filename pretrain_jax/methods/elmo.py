@@ -58,6 +58,15 @@ def make_model(config: ml_collections.ConfigDict, info: LanguageModelInfo, *,
                rngs: nnx.Rngs) -> BiLM:
   """The biLM of ``config.elmo`` with D = ``model.model_dim`` over ``info.vocab_size`` tokens.
 
+  Args:
+    config: the run's config; reads ``model.model_dim`` (D), ``elmo.hidden_dim`` (H),
+      ``elmo.num_layers`` (L per direction) and ``elmo.residual``.
+    info: the tokenizer's ``LanguageModelInfo`` (``vocab_size`` V).
+    rngs: nnx.Rngs with a ``params`` stream.
+
+  Returns:
+    a float32 ``BiLM`` (Peters et al. 2018, Sec. 3.1, 3.4).
+
   Raises:
     ValueError: a dimension < 1.
   """
@@ -72,8 +81,11 @@ def make_mesh() -> jax.sharding.Mesh:
   The LSTM steps are long sequential scans; with one simulated CPU device per core, the
   gradient all-reduce made one device wait on the other, and on a busy 2-core host
   (other processes running) XLA's in-process rendezvous aborted the demo run after its
-  40 s timeout. One device ran the demo-size step as fast as two there (0.59 vs 0.59
-  s/step), since the cores were shared anyway.
+  40 s timeout. On that busy host one device ran the demo-size step in the same
+  time as two (0.59 s/step each way), since the cores were shared anyway.
+
+  Returns:
+    a 1-D ``("data",)`` mesh with ``AxisType.Auto``.
   """
   if jax.default_backend() == "cpu" and jax.process_count() == 1:
     return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",),
@@ -157,6 +169,10 @@ def loss_fn(model: BiLM, batch: dict[str, jax.Array], key: jax.Array,
 def backward_sequence_nll(model: BiLM, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
   """Summed backward-LM NLL and predicted-token count per row (for ``TrainedModel.map``).
 
+  Args:
+    model: the biLM.
+    batch: ``{"tokens": int32 [B, T + 1], "weights": float32 [B, T]}``.
+
   Returns:
     ``{"nll": float32 [B] nats, "count": float32 [B]}``.
   """
@@ -236,6 +252,17 @@ class Classifier(nnx.Module):
 
   def __init__(self, config: ml_collections.ConfigDict, info: LanguageModelInfo,
                num_classes: int, *, rngs: nnx.Rngs):
+    """Creates the backbone, the mix and the head.
+
+    Args:
+      config: the pretrained run's config (``make_model``).
+      info: its ``LanguageModelInfo``.
+      num_classes: int C ≥ 1.
+      rngs: nnx.Rngs with a ``params`` stream.
+
+    Raises:
+      ValueError: a dimension < 1.
+    """
     self.backbone = make_model(config, info, rngs=rngs)
     self.mix = ScalarMix(config.elmo.num_layers + 1)
     self.head = nnx.Linear(2 * config.model.model_dim, num_classes, rngs=rngs)
@@ -252,11 +279,29 @@ class Classifier(nnx.Module):
 
 def make_classifier(config: ml_collections.ConfigDict, info: LanguageModelInfo, num_classes: int,
                     *, rngs: nnx.Rngs) -> Classifier:
-  """The fine-tuning model of an ELMo run (``methods.finetune``); ``config`` is the
-  pretrained run's."""
+  """The fine-tuning model of an ELMo run (``methods.finetune``): ``Classifier(...)``.
+
+  Args:
+    config: the pretrained run's config.
+    info: its ``LanguageModelInfo``.
+    num_classes: int C, width of the float32 logits [B, C].
+    rngs: nnx.Rngs with a ``params`` stream.
+  """
   return Classifier(config, info, num_classes, rngs=rngs)
 
 
 def classifier_inputs(info: LanguageModelInfo, texts: list[str], max_len: int) -> dict[str, np.ndarray]:
-  """``language_models.encode_texts`` of the texts, no special tokens (as in pretraining)."""
+  """``language_models.encode_texts`` of the texts, no special tokens (as in pretraining).
+
+  Args:
+    info: the pretrained run's ``LanguageModelInfo`` (its tokenizer).
+    texts: N strings.
+    max_len: int T, tokens per row (longer texts keep their first T ids).
+
+  Returns:
+    ``{"tokens": int32 [N, T], "padding_mask": bool [N, T]}`` (``Classifier``'s batch).
+
+  Raises:
+    ValueError: ``max_len < 1``.
+  """
   return language_models.encode_texts(info.tokenizer, texts, max_len)

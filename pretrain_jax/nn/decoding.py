@@ -149,7 +149,8 @@ def generate(graphdef, params, key, prompt_tokens, *, max_new_tokens, temperatur
     ValueError: for an empty or non-integer prompt, prompt_tokens not [B, T0],
       max_new_tokens < 1 or >= max_len, temperature < 0, top_k outside [0, V], or an
       encoder model (causal=False).
-    TypeError: if temperature or top_k are not Python numbers.
+    TypeError: if temperature or top_k are not Python numbers, or max_new_tokens is not a
+      Python int.
   """
   model = nnx.merge(graphdef, params)  # read its configuration only
   if not model.causal:

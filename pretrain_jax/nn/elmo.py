@@ -176,34 +176,38 @@ class BiLM(nnx.Module):
     """Token representations x_t = √D · E[w_t].
 
     Args:
-      tokens: int array [B, T] in [0, V).
+      tokens: int array [B, T] in [0, V) (not checked: jnp.take gives NaN for an id ≥ V).
 
     Returns:
-      float32 array [B, T, D].
+      float32 array [B, T, D], entries of variance ≈ 1 at initialisation.
     """
     return jnp.take(self.embedding[...], tokens, axis=0) * math.sqrt(self.model_dim)
 
   def logits(self, z):
-    """Tied softmax logits E z + b, in float32.
+    """Tied softmax logits E z + b, in float32 (Press & Wolf 2017; Peters et al. 2018, Eq. 1).
 
     Args:
       z: float array [..., D], top-layer outputs of either direction.
 
     Returns:
-      float32 array [..., V].
+      float32 array [..., V], unnormalised log-probabilities in nats.
     """
     logits = jnp.tensordot(z.astype(jnp.float32), self.embedding[...], axes=((z.ndim - 1,), (1,)))
     return logits + jnp.reshape(self.output_bias[...], (1,) * (logits.ndim - 1) + (-1,))
 
   def forward_logits(self, tokens, *, padding_mask=None):
-    """Forward LM: logits[:, t] predict token t + 1 from tokens ≤ t.
+    """Forward LM: logits[:, t] predict token t + 1 from tokens ≤ t (Peters et al. 2018, Eq. 1).
 
     Args:
-      tokens: int array [B, T].
-      padding_mask: optional bool [B, T], True = real token.
+      tokens: int array [B, T] in [0, V) (not checked: an id ≥ V embeds as NaN).
+      padding_mask: optional bool [B, T], True = real token; masked positions are skipped
+        by the recurrence.
 
     Returns:
-      float32 array [B, T, V].
+      float32 array [B, T, V], unnormalised log-probabilities (nats) of token t + 1.
+
+    Raises:
+      ValueError: tokens not int [B, T] or the mask not bool [B, T].
     """
     _check_tokens(tokens, padding_mask)
     return self.logits(self.forward_lm(self.embed(tokens), padding_mask=padding_mask)[-1])
@@ -211,12 +215,19 @@ class BiLM(nnx.Module):
   def backward_logits(self, tokens, *, padding_mask=None):
     """Backward LM: logits[:, t] predict token t − 1 from tokens ≥ t (of the real ones).
 
+    Peters et al. 2018, Eq. 1 (second sum). With a mask, each row's backward pass starts at
+    its last real token.
+
     Args:
-      tokens: int array [B, T].
-      padding_mask: optional bool [B, T], True = real token.
+      tokens: int array [B, T] in [0, V) (not checked: an id ≥ V embeds as NaN).
+      padding_mask: optional bool [B, T], True = real token; masked positions are skipped
+        by the recurrence.
 
     Returns:
-      float32 array [B, T, V].
+      float32 array [B, T, V], unnormalised log-probabilities (nats) of token t − 1.
+
+    Raises:
+      ValueError: tokens not int [B, T] or the mask not bool [B, T].
     """
     _check_tokens(tokens, padding_mask)
     return self.logits(self.backward_lm(self.embed(tokens), padding_mask=padding_mask,

@@ -188,6 +188,7 @@ def _orthogonal_stack(key, num, dim):
 
 
 def _check_dims(name, **dims):
+  """Raises ValueError unless every int dimension in dims is >= 1."""
   if min(dims.values()) < 1:
     raise ValueError(f"{name} dimensions must be >= 1, got {dims}.")
 
@@ -254,12 +255,14 @@ class SimpleRNN(nnx.Module):
       x: float array [B, T, D].
       padding_mask: optional bool array [B, T], True = real token; at False positions h
         passes through unchanged and the output is 0.
-      initial_carry: optional float array [B, H], h_0 (h_{T+1} if reverse); default zeros.
+      initial_carry: optional float array [B, H], h_0; default zeros. With reverse=True it
+        is the state "after" position T - 1.
       reverse: bool, run from t = T - 1 down to 0 (the backward direction).
 
     Returns:
       (hidden, h_final): float arrays [B, T, H] (h_t at each real position, 0 at padding)
-      and [B, H] (the carry after the last step of the scan).
+      and [B, H] (the carry after the last step of the scan), in x's dtype promoted with
+      float32.
 
     Raises:
       ValueError: if x is not [B, T, D], the mask not bool [B, T] or the carry not [B, H].
