@@ -19,7 +19,7 @@ def get_config(arg=None):
   """``arg``: smoke | demo | full."""
   config = language_model_config("elmo", arg)
   pick = lambda smoke, demo, full: {"smoke": smoke, "demo": demo, "full": full}[config.variant]
-  for field in ("num_layers", "num_heads", "mlp_dim", "positional"):
+  for field in ("num_layers", "num_heads", "mlp_dim", "positional", "attention"):
     del config.model[field]  # Transformer-only; the LSTM layers are elmo.num_layers.
   for field in ("sample_prompt_tokens", "sample_new_tokens", "temperature", "top_k"):
     del config.eval[field]  # Text sampling is GPT's.

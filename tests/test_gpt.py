@@ -86,6 +86,33 @@ def test_score_equals_an_independent_loop_over_positions(trained_run, tmp_path):
   assert score_cli.main(["--workdir", str(workdir), "--text-file", str(text_file)]) == 0
 
 
+def test_completion_log_likelihoods_equal_an_independent_loop(trained_run):
+  workdir, _ = trained_run
+  trained = loop.restore_trained(workdir)
+  model, tokenizer = trained.model(), trained.run.info.tokenizer
+  prompt = "happy = unhappy\nkind = unkind\nable ="
+  completions = [" unable", " disable", " capable of", " un"]
+  scores = gpt.completion_log_likelihoods(trained, prompt, completions)
+  prompt_ids = tokenizer.encode(prompt)
+  for completion, score in zip(completions, scores):
+    ids = prompt_ids + tokenizer.encode(completion)
+    total = 0.0
+    for t in range(len(prompt_ids), len(ids)):  # ln p(token t | tokens < t), one pass each.
+      logits = np.asarray(model(np.asarray([ids[:t]], np.int32)), np.float64)[0, -1]
+      log_z = np.log(np.sum(np.exp(logits - logits.max()))) + logits.max()
+      total += logits[ids[t]] - log_z
+    assert score == pytest.approx(total, rel=1e-5)
+  assert np.all(scores < 0)
+
+  for bad, match in (("", "prompt is empty"), ("a " * 40, "shorten the prompt")):
+    with pytest.raises(ValueError, match=match):
+      gpt.completion_log_likelihoods(trained, bad, [" x"])
+  with pytest.raises(ValueError, match="no completions"):
+    gpt.completion_log_likelihoods(trained, prompt, [])
+  with pytest.raises(ValueError, match="encodes to no tokens"):
+    gpt.completion_log_likelihoods(trained, prompt, [" a", ""])
+
+
 def test_generate_cli_continues_and_refuses_bad_settings(trained_run, capsys):
   workdir, results = trained_run
   args = ["--workdir", str(workdir), "--prompt", "It is a truth", "--max_new_tokens", "8",

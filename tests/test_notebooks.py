@@ -27,4 +27,5 @@ def test_notebook_executes(path, monkeypatch):
 
 
 def test_there_are_notebooks():
-  assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb"}
+  assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "word_vectors.ipynb", "language_models.ipynb",
+                                       "samplers.ipynb"}

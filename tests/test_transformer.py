@@ -194,6 +194,51 @@ def test_multi_head_attention_matches_dot_product_attention():
     mha(x, mask=causal[:, :4])
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_dot_product_attention_implementation_computes_the_same_model(causal):
+  # Same seed, same parameters; jax.nn.dot_product_attention must give the project's
+  # logits and gradients, padding included (attention.multi_head_self_attention is the oracle).
+  def build(implementation):
+    return transformer.Transformer(vocab_size=VOCAB, num_layers=LAYERS, num_heads=HEADS,
+                                   model_dim=DIM, mlp_dim=MLP, max_len=MAX_LEN, causal=causal,
+                                   attention_implementation=implementation, rngs=nnx.Rngs(3))
+
+  ours, xla = build("project"), build("xla")
+  params = nnx.state(ours, nnx.Param)
+  chex.assert_trees_all_equal(params, nnx.state(xla, nnx.Param))
+  rng = np.random.default_rng(3)
+  tokens = jnp.asarray(rng.integers(0, VOCAB, (3, MAX_LEN)), jnp.int32)
+  padding_mask = jnp.asarray(np.arange(MAX_LEN)[None, :] < np.array([[MAX_LEN], [5], [1]]))
+
+  def loss(model, params):
+    graphdef, _ = nnx.split(model, nnx.Param)
+    logits = nnx.merge(graphdef, params, nnx.state(model, nnx.Not(nnx.Param)))(
+        tokens, padding_mask=padding_mask)
+    return jnp.sum(jnp.where(padding_mask[..., None], jax.nn.log_softmax(logits), 0.0)), logits
+
+  (value_ours, logits_ours), grads_ours = jax.value_and_grad(
+      lambda p: loss(ours, p), has_aux=True)(params)
+  (value_xla, logits_xla), grads_xla = jax.value_and_grad(
+      lambda p: loss(xla, p), has_aux=True)(params)
+  real = np.asarray(padding_mask)
+  np.testing.assert_allclose(np.asarray(logits_xla)[real], np.asarray(logits_ours)[real],
+                             atol=2e-5)
+  np.testing.assert_allclose(value_xla, value_ours, rtol=1e-5)
+  chex.assert_trees_all_close(grads_xla, grads_ours, atol=2e-5)
+
+
+def test_dot_product_attention_gives_zero_heads_on_fully_masked_rows():
+  mha = transformer.MultiHeadAttention(model_dim=8, num_heads=2, key_dim=4, value_dim=4,
+                                       implementation="xla", rngs=nnx.Rngs(5))
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 3, 8)), jnp.float32)
+  mask = jnp.asarray([[[True, False, False], [False, False, False], [True, True, True]]])
+  out = np.asarray(_call(mha, "__call__", x, mask=mask))
+  np.testing.assert_allclose(out[0, 1], np.asarray(mha.output.bias[...]), atol=1e-6)
+  with pytest.raises(ValueError, match="attention implementation must be one of"):
+    transformer.MultiHeadAttention(model_dim=8, num_heads=2, key_dim=4, value_dim=4,
+                                   implementation="flash", rngs=nnx.Rngs(5))
+
+
 def test_block_is_pre_layernorm_residual():
   block = transformer.TransformerBlock(model_dim=8, num_heads=2, mlp_dim=16, rngs=nnx.Rngs(5))
   x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 3, 8)), jnp.float32)

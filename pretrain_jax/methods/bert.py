@@ -427,7 +427,8 @@ class BertModel(nnx.Module):
   """
 
   def __init__(self, *, vocab_size, num_layers, num_heads, model_dim, mlp_dim, max_len,
-               positional="sinusoidal", num_segments=2, rngs):
+               positional="sinusoidal", num_segments=2, attention_implementation="project",
+               rngs):
     """Creates the model (arguments as ``Transformer``; causal=False).
 
     Raises:
@@ -436,7 +437,8 @@ class BertModel(nnx.Module):
     self.transformer = Transformer(vocab_size=vocab_size, num_layers=num_layers,
                                    num_heads=num_heads, model_dim=model_dim, mlp_dim=mlp_dim,
                                    max_len=max_len, causal=False, positional=positional,
-                                   num_segments=num_segments, rngs=rngs)
+                                   num_segments=num_segments,
+                                   attention_implementation=attention_implementation, rngs=rngs)
     self.pooler = nnx.Linear(model_dim, model_dim, rngs=rngs)
     self.nsp_out = nnx.Linear(model_dim, 2, rngs=rngs)
 
@@ -470,7 +472,7 @@ def make_model(config: ml_collections.ConfigDict, info: LanguageModelInfo, *,
   return BertModel(vocab_size=info.vocab_size, num_layers=model.num_layers,
                    num_heads=model.num_heads, model_dim=model.model_dim, mlp_dim=model.mlp_dim,
                    max_len=model.max_len, positional=model.positional, num_segments=2,
-                   rngs=rngs)
+                   attention_implementation=model.get("attention", "project"), rngs=rngs)
 
 
 def mask_batch(key: jax.Array, batch: dict[str, jax.Array], config: ml_collections.ConfigDict,

@@ -18,7 +18,7 @@ Pre-Training" (decoder-only transformer, next-token objective, Eq. 1); Radford e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from etils import epath
 from flax import nnx
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from pretrain_jax.data import tokenizers
 from pretrain_jax.eval import ngram
 from pretrain_jax.methods import language_models
 from pretrain_jax.methods.language_models import LanguageModelInfo
@@ -50,7 +51,8 @@ def make_model(config: ml_collections.ConfigDict, info: LanguageModelInfo, *,
   return Transformer(vocab_size=info.vocab_size, num_layers=model.num_layers,
                      num_heads=model.num_heads, model_dim=model.model_dim,
                      mlp_dim=model.mlp_dim, max_len=model.max_len, causal=True,
-                     positional=model.positional, rngs=rngs)
+                     positional=model.positional,
+                     attention_implementation=model.get("attention", "project"), rngs=rngs)
 
 
 class Classifier(nnx.Module):
@@ -94,6 +96,10 @@ def classifier_inputs(info: LanguageModelInfo, texts: list[str], max_len: int) -
 def logits_fn(model: Transformer, inputs: jax.Array) -> jax.Array:
   """Next-token logits: int32 ``[B, T]`` -> float32 ``[B, T, V]``."""
   return model(inputs)
+
+
+# Summed NLL per row, one function object so that ``TrainedModel.map`` compiles it once per run.
+_SEQUENCE_NLL = language_models.sequence_nll_fn(logits_fn)
 
 
 def loss_fn(model: Transformer, batch: dict[str, jax.Array], key: jax.Array,
@@ -218,3 +224,56 @@ def generate_text(trained: Any, prompt: str, *, max_new_tokens: int, temperature
   return trained.run.info.tokenizer.decode(continue_tokens(
       trained, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
       seed=seed).tolist())
+
+
+def completion_log_likelihoods(trained: Any, prompt: str, completions: Sequence[str]
+                               ) -> np.ndarray:
+  """ln p(completion | prompt) of each candidate completion, summed over its tokens.
+
+  The way a causal LM is asked a multiple-choice question, as in GPT-2's and GPT-3's
+  zero- and few-shot evaluations: the prompt (task examples ``"A = B"`` followed by the
+  query ``"C ="``) is encoded once and each completion separately (start it with a space:
+  ``" D"``, as a word reads in running text); the model scores every completion token given
+  the prompt and the completion tokens before it. The most likely completion is the
+  model's answer.
+
+  Source: Radford et al. 2019 (GPT-2), Sec. 3 (zero-shot tasks scored by likelihood);
+  Brown et al. 2020 (GPT-3), Sec. 2.4 (few-shot: K examples of context, then the query;
+  multiple choice compares the LM likelihood of each completion).
+
+  Args:
+    trained: a GPT ``TrainedModel`` (``train.loop.restore_trained``).
+    prompt: the conditioning text, at least one token.
+    completions: N ≥ 1 candidate texts, each at least one token.
+
+  Returns:
+    float64 ``[N]``: ln p of each completion in nats (≤ 0; compare candidates with equal
+    token counts, or divide by ``len(tokenizer.encode(c))`` for a per-token score).
+
+  Raises:
+    ValueError: an empty prompt, no completions, an empty completion, or prompt plus a
+      completion longer than ``model.max_len + 1`` tokens (shorten the prompt: fewer
+      examples).
+  """
+  tokenizer, config = trained.run.info.tokenizer, trained.run.config
+  max_len = config.model.max_len
+  prompt_ids = tokenizer.encode(prompt)
+  if not prompt_ids:
+    raise ValueError("the prompt is empty; a completion is scored given at least one token.")
+  if not completions:
+    raise ValueError("no completions to score; pass a list of candidate texts.")
+  tokens = np.full((len(completions), max_len + 1), tokenizer.token_to_id(tokenizers.PAD),
+                   np.int32)
+  weights = np.zeros((len(completions), max_len), np.float32)
+  for row, completion in enumerate(completions):
+    ids = prompt_ids + tokenizer.encode(completion)
+    if len(ids) == len(prompt_ids):
+      raise ValueError(f"completion {row} ({completion!r}) encodes to no tokens.")
+    if len(ids) > max_len + 1:
+      raise ValueError(f"prompt + completion {row} is {len(ids)} tokens, more than the model's "
+                       f"context + 1 = {max_len + 1}; shorten the prompt (fewer examples).")
+    tokens[row, :len(ids)] = ids
+    weights[row, len(prompt_ids) - 1:len(ids) - 1] = 1.0  # Targets = the completion's tokens.
+  out = trained.map(_SEQUENCE_NLL, {"tokens": tokens, "weights": weights},
+                    batch_size=config.eval.batch_size)
+  return -np.asarray(out["nll"], np.float64)

@@ -20,6 +20,18 @@ from pretrain_jax.nn import attention
 
 POSITIONAL_ENCODINGS = ("sinusoidal", "dials")
 
+# How the attention of ``__call__`` is computed (the same function of the same weights):
+# "project" = ``attention.multi_head_self_attention``; "xla" / "cudnn" =
+# ``jax.nn.dot_product_attention`` with that ``implementation`` ("cudnn": the fused
+# flash-attention kernel of NVIDIA GPUs).
+ATTENTION_IMPLEMENTATIONS = ("project", "xla", "cudnn")
+
+
+def _check_attention_implementation(implementation):
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    raise ValueError(f"attention implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                     f"got {implementation!r}.")
+
 
 class KVCache(NamedTuple):
   """Keys and values of the positions already processed by a causal ``Transformer``.
@@ -53,7 +65,10 @@ class MultiHeadAttention(nnx.Module):
   """Multi-head self-attention with output projection W^O.
 
   out[b] = concat_h(Attention_h(x[b])) W^O + b^O, with the heads computed by
-  ``attention.multi_head_self_attention`` (vmapped over the batch).
+  ``attention.multi_head_self_attention`` (vmapped over the batch), or by
+  ``jax.nn.dot_product_attention`` on the same projections when ``implementation`` is
+  "xla" or "cudnn" (same function; use whichever ``benchmarks/lm.py`` measures faster on
+  the device).
 
   Source: Vaswani et al. 2017, "Attention Is All You Need", Eq. 2; D. McAllester,
   TTIC 31230 "Transformers" slides (index notation of W^Q, W^K, W^V).
@@ -65,7 +80,8 @@ class MultiHeadAttention(nnx.Module):
     output: nnx.Linear H*I -> D, W^O with bias.
   """
 
-  def __init__(self, *, model_dim, num_heads, key_dim, value_dim, rngs):
+  def __init__(self, *, model_dim, num_heads, key_dim, value_dim, implementation="project",
+               rngs):
     """Initialises projections with LeCun-normal scaling (variance 1 / fan_in).
 
     Args:
@@ -73,11 +89,14 @@ class MultiHeadAttention(nnx.Module):
       num_heads: int H.
       key_dim: int K, query/key dimension per head.
       value_dim: int I, value dimension per head.
+      implementation: one of ``ATTENTION_IMPLEMENTATIONS``, how ``__call__`` computes the
+        heads; "cudnn" needs an NVIDIA GPU and K = I.
       rngs: nnx.Rngs with a ``params`` stream, used for initialisation only.
 
     Raises:
-      ValueError: if a dimension is < 1.
+      ValueError: if a dimension is < 1 or the implementation is unknown.
     """
+    _check_attention_implementation(implementation)
     if min(model_dim, num_heads, key_dim, value_dim) < 1:
       raise ValueError(
           f"MultiHeadAttention dimensions must be >= 1, got model_dim={model_dim},"
@@ -88,6 +107,7 @@ class MultiHeadAttention(nnx.Module):
     self.w_key = nnx.Param(init(rngs.params(), (num_heads, key_dim, model_dim)))
     self.w_value = nnx.Param(init(rngs.params(), (num_heads, value_dim, model_dim)))
     self.output = nnx.Linear(num_heads * value_dim, model_dim, rngs=rngs)
+    self.implementation = implementation
 
   def __call__(self, x, *, mask=None):
     """Self-attention of each sequence in a batch.
@@ -104,10 +124,26 @@ class MultiHeadAttention(nnx.Module):
     Raises:
       ValueError: if x is not [B, T, D] or the mask does not fit.
     """
+    if self.implementation != "project":
+      return self.output(self._dot_product_attention(x, mask))
     heads_BxTxHI = self._per_sequence(attention.multi_head_self_attention,
                                       (self.w_query[...], self.w_key[...], self.w_value[...]),
                                       x, mask)
     return self.output(heads_BxTxHI)
+
+  def _dot_product_attention(self, x, mask):
+    """The heads through ``jax.nn.dot_product_attention``: float [B, T, H*I] (before W^O)."""
+    self._check_inputs(x, mask)
+    batch, num_positions = x.shape[:2]
+    query_BxTxHxK = jnp.einsum("hkd,btd->bthk", self.w_query[...], x)
+    key_BxTxHxK = jnp.einsum("hkd,btd->bthk", self.w_key[...], x)
+    value_BxTxHxI = jnp.einsum("hid,btd->bthi", self.w_value[...], x)
+    heads_BxTxHxI = jax.nn.dot_product_attention(
+        query_BxTxHxK, key_BxTxHxK, value_BxTxHxI,
+        mask=None if mask is None else mask[:, None], implementation=self.implementation)
+    if mask is not None:  # A fully masked row gives the zero vector, as the project's.
+      heads_BxTxHxI = jnp.where(jnp.any(mask, axis=-1)[:, :, None, None], heads_BxTxHxI, 0)
+    return heads_BxTxHxI.reshape(batch, num_positions, -1)
 
   def attention_weights(self, x, *, mask=None):
     """Attention weights α for each sequence in a batch (same arguments as ``__call__``).
@@ -179,19 +215,24 @@ class MultiHeadAttention(nnx.Module):
     out_BxSxD = self.output(heads_BxSxHxI.reshape(batch, num_new, num_heads * value_dim))
     return out_BxSxD, keys, values
 
-  def _per_sequence(self, fn, weights, x, mask):
-    """vmaps fn(m, *weights, mask=...) over the batch, broadcasting a [1, T, T] mask."""
+  def _check_inputs(self, x, mask):
+    """Raises ValueError unless x is [B, T, D] and mask None or [B or 1, T, T]."""
     if x.ndim != 3 or x.shape[-1] != self.w_query.shape[-1]:
       raise ValueError(
           f"expected x [B, T, D] with D={self.w_query.shape[-1]}, got {x.shape}.")
     batch, num_positions = x.shape[0], x.shape[1]
-    if mask is None:
-      return jax.vmap(lambda m: fn(m, *weights))(x)
-    if mask.ndim != 3 or mask.shape[0] not in (1, batch) or mask.shape[1:] != (
-        num_positions, num_positions):
+    if mask is not None and (mask.ndim != 3 or mask.shape[0] not in (1, batch)
+                             or mask.shape[1:] != (num_positions, num_positions)):
       raise ValueError(
           f"mask must be bool [B or 1, T, T] = [{batch} or 1, {num_positions},"
           f" {num_positions}], got {mask.shape}.")
+
+  def _per_sequence(self, fn, weights, x, mask):
+    """vmaps fn(m, *weights, mask=...) over the batch, broadcasting a [1, T, T] mask."""
+    self._check_inputs(x, mask)
+    batch = x.shape[0]
+    if mask is None:
+      return jax.vmap(lambda m: fn(m, *weights))(x)
     mask_axis = 0 if mask.shape[0] == batch else None
     mask = mask if mask_axis == 0 else mask[0]
     return jax.vmap(lambda m, mk: fn(m, *weights, mask=mk), in_axes=(0, mask_axis))(x, mask)
@@ -207,13 +248,15 @@ class TransformerBlock(nnx.Module):
   al. 2019) uses the same placement.
   """
 
-  def __init__(self, *, model_dim, num_heads, mlp_dim, rngs):
+  def __init__(self, *, model_dim, num_heads, mlp_dim, attention_implementation="project",
+               rngs):
     """Creates the block.
 
     Args:
       model_dim: int D, divisible by num_heads.
       num_heads: int H.
       mlp_dim: int, hidden width of the MLP.
+      attention_implementation: ``MultiHeadAttention``'s ``implementation``.
       rngs: nnx.Rngs with a ``params`` stream, used for initialisation only.
 
     Raises:
@@ -227,7 +270,8 @@ class TransformerBlock(nnx.Module):
     head_dim = model_dim // num_heads
     self.attention_norm = nnx.LayerNorm(model_dim, rngs=rngs)
     self.attention = MultiHeadAttention(model_dim=model_dim, num_heads=num_heads,
-                                        key_dim=head_dim, value_dim=head_dim, rngs=rngs)
+                                        key_dim=head_dim, value_dim=head_dim,
+                                        implementation=attention_implementation, rngs=rngs)
     self.mlp_norm = nnx.LayerNorm(model_dim, rngs=rngs)
     self.mlp_in = nnx.Linear(model_dim, mlp_dim, rngs=rngs)
     self.mlp_out = nnx.Linear(mlp_dim, model_dim, rngs=rngs)
@@ -296,7 +340,8 @@ class Transformer(nnx.Module):
   """
 
   def __init__(self, *, vocab_size, num_layers, num_heads, model_dim, mlp_dim, max_len,
-               causal, positional="sinusoidal", num_segments=0, rngs):
+               causal, positional="sinusoidal", num_segments=0,
+               attention_implementation="project", rngs):
     """Creates the model.
 
     Args:
@@ -311,12 +356,17 @@ class Transformer(nnx.Module):
       num_segments: int >= 0, number of segment (token-type) ids; 0 = no segment
         embeddings (GPT), 2 for BERT's sentence pairs. The table is created after every
         other parameter, so the other parameters do not depend on it for a given ``rngs``.
+      attention_implementation: one of ``ATTENTION_IMPLEMENTATIONS`` (training and
+        ``__call__``; ``decode`` and ``attention_weights`` always use the project's). It
+        changes how, not what: the parameters are the same, so a checkpoint trained with
+        one loads with another.
       rngs: nnx.Rngs with a ``params`` stream, used for initialisation only.
 
     Raises:
-      ValueError: on an unknown ``positional``, an odd model_dim, a size < 1 or
-        num_segments < 0.
+      ValueError: on an unknown ``positional`` or attention implementation, an odd
+        model_dim, a size < 1 or num_segments < 0.
     """
+    _check_attention_implementation(attention_implementation)
     if positional not in POSITIONAL_ENCODINGS:
       raise ValueError(
           f"positional must be one of {POSITIONAL_ENCODINGS}, got {positional!r}.")
@@ -338,7 +388,8 @@ class Transformer(nnx.Module):
                            embedding_init=nnx.initializers.normal(stddev=1.0), rngs=rngs)
     self.blocks = nnx.List([
         TransformerBlock(model_dim=model_dim, num_heads=num_heads, mlp_dim=mlp_dim,
-                         rngs=rngs) for _ in range(num_layers)])
+                         attention_implementation=attention_implementation, rngs=rngs)
+        for _ in range(num_layers)])
     self.final_norm = nnx.LayerNorm(model_dim, rngs=rngs)
     self.logits_out = nnx.Linear(model_dim, vocab_size, rngs=rngs)
     self.num_segments = num_segments

@@ -70,6 +70,7 @@ IGNORED_CONFIG_KEYS: tuple[str, ...] = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "eval",
+    "model.attention",  # How attention is computed, not what: a run may resume on a GPU with cudnn.
 )
 
 _WHAT_TO_DO = "use a new --workdir or restore the original config"

@@ -242,6 +242,7 @@ def language_model_config(method: str, variant: str | None) -> ml_collections.Co
   config.model.mlp_dim = pick(64, 256, 1024)  # MLP hidden width (4 D).
   config.model.max_len = pick(32, 64, 128)  # Context T: tokens read per row.
   config.model.positional = "sinusoidal"  # Fixed positional encoding: sinusoidal or dials.
+  config.model.attention = "project"  # project | xla | cudnn (jax.nn.dot_product_attention): how, not what.
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = pick(1e-2, 6e-3, 1e-3)  # Peak learning rate of AdamW.
