@@ -36,6 +36,7 @@ test: $(VENV)/.installed
 	$(PY) -m pretrain_jax.data.fetch english
 	$(PY) -m pretrain_jax.data.fetch word_benchmarks
 	$(PY) -m pretrain_jax.data.fetch sentiment
+	$(PY) -m pretrain_jax.data.fetch mnist
 	$(PY) -m pytest -n 2 --dist loadgroup -q tests
 
 bench: $(VENV)/.installed

@@ -45,6 +45,11 @@ COLUMN_HEADERS = {
     "lm_val_perplexity": "LM val perplexity",
     "rotten_tomatoes_test_accuracy": "Rotten Tomatoes test %",
     "fine_food_test_accuracy": "Fine food test %",
+    "likelihood": "Likelihood",
+    "test_nll": "Test NLL (nats)",
+    "test_nll_std_error": "± s.e.",
+    "published_nll": "Published NLL",
+    "published_source": "Published in",
 }
 
 __all__ = ["run_table", "markdown_table", "format_seconds", "format_cell", "plot_table",
@@ -91,7 +96,8 @@ def format_cell(key: str, value: Any) -> str:
 def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
   """Rows of results.json dicts -> a Markdown table of ``columns`` (results keys)."""
   headers = [COLUMN_HEADERS.get(key, key) for key in columns]
-  aligns = ["---" if key in ("method", "supervision") else "---:" for key in columns]
+  aligns = ["---" if key in ("method", "supervision", "likelihood", "published_source") else "---:"
+            for key in columns]
   lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
   for row in rows:
     lines.append("| " + " | ".join(format_cell(key, row.get(key)) for key in columns) + " |")

@@ -297,7 +297,7 @@ def test_load_hashes_each_cache_file_once_per_process(fetched_fashion, monkeypat
 
 
 def test_load_rejects_unknown_name_split_and_source():
-  with pytest.raises(ValueError, match="known datasets: digits, fashion_mnist, mnist"):
+  with pytest.raises(ValueError, match="known datasets: binarized_mnist, digits, fashion_mnist, mnist"):
     datasets.load("cifar10", "train")
   with pytest.raises(ValueError, match="train_val_split"):
     datasets.load("digits", "validation")

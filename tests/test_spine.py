@@ -9,6 +9,7 @@ fake ``jax`` package that fails on import.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -34,7 +35,8 @@ from pretrain_jax import table
 from pretrain_jax.data import datasets
 from pretrain_jax.train import loop
 from pretrain_jax.train.checkpoint import Checkpointer
-from pretrain_jax.train.config import base_config
+from pretrain_jax.train.config import VARIANTS, base_config
+from pretrain_jax.train.platform import MAX_CPU_DEVICES
 from pretrain_jax.train import steps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -430,3 +432,24 @@ def test_file_system_turning_read_only_mid_run_is_one_line_and_keeps_checkpoints
   assert "\n" not in message and "Read-only file system" in message and "step 20" in message
   assert str(workdir / "checkpoints") in message
   assert Checkpointer(workdir / "checkpoints", save_interval_steps=10).all_steps() == [10]
+
+
+CONFIG_FILES = sorted(p for p in CONFIGS.glob("*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=[p.stem for p in CONFIG_FILES])
+def test_every_config_loads_at_every_variant_and_splits_over_8_devices(path):
+  spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for variant in VARIANTS:
+    config = module.get_config(variant)
+    if "methods" in config:  # A table: every row is a config file beside it, or a row_module's.
+      if "row_module" not in config:
+        assert all((path.parent / f"{row}.py").is_file() for row in config.methods), path.name
+      continue
+    assert config.method in methods.METHODS and config.variant == variant
+    for section in ("train", "eval"):
+      size = config.get(section, {}).get("batch_size")
+      if size is not None:  # platform.MAX_CPU_DEVICES = 8 devices must split every batch.
+        assert size % MAX_CPU_DEVICES == 0, (path.name, variant, section, size)

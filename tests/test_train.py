@@ -35,6 +35,33 @@ def smoke_config(method: str, **overrides):
   return config
 
 
+def assert_resume_is_exact(make_config, tmp_path, monkeypatch, die_at: int, keys) -> None:
+  """An uninterrupted run and one that crashes at step ``die_at`` and is run again in the
+  same workdir end with the same ``keys`` of results.json, bit for bit."""
+  straight = loop.train_and_evaluate(make_config(), tmp_path / "straight", progress=False)
+  resumed = interrupted_then_resumed(make_config, tmp_path / "killed", monkeypatch, die_at)
+  for key in keys:
+    assert resumed[key] == straight[key], key
+
+
+def interrupted_then_resumed(make_config, workdir, monkeypatch, die_at: int) -> dict:
+  """Runs ``train_and_evaluate`` until the batch of step ``die_at`` raises (a crash with
+  the checkpoints so far on disk), then again in the same workdir; the resumed results."""
+  real_host_batch = loop.iterators.host_batch
+
+  def dies(split, seed, step, batch_size):
+    if step == die_at:
+      raise RuntimeError(f"killed at step {die_at}")
+    return real_host_batch(split, seed, step, batch_size)
+
+  monkeypatch.setattr(loop.iterators, "host_batch", dies)
+  with pytest.raises(RuntimeError, match="killed"):
+    loop.train_and_evaluate(make_config(), workdir, progress=False)
+  assert not (Path(workdir) / "results.json").exists()
+  monkeypatch.setattr(loop.iterators, "host_batch", real_host_batch)
+  return loop.train_and_evaluate(make_config(), workdir, progress=False)
+
+
 def digits_batch(step: int, batch_size: int):
   images, labels = datasets.load("digits", "train")
   return iterators.host_batch({"image": images, "label": labels}, 0, step, batch_size)

@@ -85,6 +85,16 @@ DATASETS: dict[str, DatasetInfo] = {
         num_test=10_000,
         class_names=_DIGIT_NAMES,
     ),
+    # MNIST binarized for likelihood models (pretrain_jax.data.binarized_mnist): 50,000
+    # train (binarized at every step), 10,000 validation and 10,000 test (binarized once).
+    "binarized_mnist": DatasetInfo(
+        name="binarized_mnist",
+        num_classes=10,
+        image_shape=(28, 28, 1),
+        num_train=50_000,
+        num_test=10_000,
+        class_names=_DIGIT_NAMES,
+    ),
     # UCI optical recognition of handwritten digits (Alpaydin & Kaynak 1998), 8x8 with
     # 17 grey levels, as shipped by sklearn.datasets.load_digits. No official split:
     # see DIGITS_SPLIT_SEED.
@@ -105,6 +115,9 @@ TEXT_DATASETS = ("english", "word_benchmarks")
 # ``pretrain_jax.data.sentiment``.
 SENTIMENT_DATASETS = ("rotten_tomatoes", "fine_food")
 
+# Datasets computed from another one at load time: name -> the dataset fetch obtains.
+DERIVED_DATASETS = {"binarized_mnist": "mnist"}
+
 # Datasets that TensorFlow Datasets provides, under its names.
 TFDS_NAMES = {"fashion_mnist": "fashion_mnist", "mnist": "mnist"}
 
@@ -123,7 +136,7 @@ def fetch_command(name: str, data_dir: str | os.PathLike | None = None) -> str:
   Returns:
     A one-line shell command, e.g. ``python -m pretrain_jax.data.fetch mnist``.
   """
-  command = f"python -m pretrain_jax.data.fetch {name}"
+  command = f"python -m pretrain_jax.data.fetch {DERIVED_DATASETS.get(name, name)}"
   if data_dir is not None:
     command += f" --data_dir {data_dir}"
   return command
@@ -241,6 +254,9 @@ def load(name: str, split: str, *, data_dir: str | os.PathLike | None = None,
                      "out of 'train' with train_val_split).")
   if source not in SOURCES:
     raise ValueError(f"Unknown source {source!r}; use one of {SOURCES}.")
+  if name == "binarized_mnist":
+    raise ValueError("binarized_mnist is drawn from mnist: load its splits with "
+                     "pretrain_jax.data.binarized_mnist.load_splits (or datasets.load('mnist', ...)).")
   if name == "digits":
     if source == "tfds":
       raise ValueError("digits is not in TensorFlow Datasets; use source='auto' or 'offline' "
@@ -554,7 +570,8 @@ def load_for_config(config: Any) -> tuple[Any, dict[str, Any]]:
     ``make_model``) and ``load_splits``'s splits; for text, a ``text.TextInfo`` and
     ``{"train", "val", "test"}`` -> lists of ``text.Document``; for a labelled set of
     ``SENTIMENT_DATASETS``, its name and ``{"train", "val", "test"}`` ->
-    ``sentiment.LabelledTexts``.
+    ``sentiment.LabelledTexts``; for ``binarized_mnist``,
+    ``binarized_mnist.load_for_config``'s splits.
 
   Raises:
     As ``load_splits`` (or ``text.load_for_config``).
@@ -563,6 +580,10 @@ def load_for_config(config: Any) -> tuple[Any, dict[str, Any]]:
     from pretrain_jax.data import text  # Lazy: text imports this module.
 
     return text.load_for_config(config)
+  if config.data.name == "binarized_mnist":
+    from pretrain_jax.data import binarized_mnist  # Lazy: it imports this module.
+
+    return binarized_mnist.load_for_config(config)
   if config.data.name in SENTIMENT_DATASETS:
     from pretrain_jax.data import sentiment  # Lazy: sentiment imports this module.
 

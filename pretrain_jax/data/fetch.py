@@ -763,6 +763,10 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *,
     FetchError: a tool is missing, a download failed, or a pinned sha256 did not match;
       nothing is written to the cache then.
   """
+  if name in datasets.DERIVED_DATASETS:
+    source = datasets.DERIVED_DATASETS[name]
+    log(f"{name} is computed from {source} when loaded; fetching {source}.")
+    return fetch(source, data_dir, log=log)
   destination = _dataset_dir(name, data_dir)
   recipes = _recipes()
   if name not in recipes:

@@ -55,10 +55,12 @@ from pretrain_jax.methods import kmeans
 from pretrain_jax.methods import pca
 from pretrain_jax.methods import ppmi
 from pretrain_jax.methods import random_init
+from pretrain_jax.methods import rbm
 from pretrain_jax.methods import raw_pixels
 from pretrain_jax.methods import rotation
 from pretrain_jax.methods import skipgram
 from pretrain_jax.methods import supervised
+from pretrain_jax.methods import vae
 
 METHODS = {
     "raw_pixels": raw_pixels,
@@ -80,6 +82,9 @@ METHODS = {
     "finetune": finetune,  # A pretrained language model fine-tuned on labelled texts.
     "bert": bert,
     "elmo": elmo,
+    # Likelihood models on binarized MNIST: configs/generative_table.py.
+    "vae": vae,  # VAE, IWAE and conditional VAE (configs/vae.py, iwae.py, cvae.py).
+    "rbm": rbm,  # CD-k and PCD, log-likelihood by AIS (configs/rbm.py, rbm_pcd.py).
 }
 
 

@@ -75,22 +75,9 @@ def make_model(config: ml_collections.ConfigDict, info: LanguageModelInfo, *,
               residual=config.elmo.residual, rngs=rngs)
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """One device on a single-process CPU host, else every device (``train.sharding``).
-
-  The LSTM steps are long sequential scans; with one simulated CPU device per core, the
-  gradient all-reduce made one device wait on the other, and on a busy 2-core host
-  (other processes running) XLA's in-process rendezvous aborted the demo run after its
-  40 s timeout. On that busy host one device ran the demo-size step in the same
-  time as two (0.59 s/step each way), since the cores were shared anyway.
-
-  Returns:
-    a 1-D ``("data",)`` mesh with ``AxisType.Auto``.
-  """
-  if jax.default_backend() == "cpu" and jax.process_count() == 1:
-    return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",),
-                             axis_types=(jax.sharding.AxisType.Auto,))
-  return sharding.make_mesh()
+# The LSTM steps are long sequential scans: one device on a CPU host (the two-device
+# all-reduce aborted the demo on a busy 2-core host, and one device ran as fast).
+make_mesh = sharding.small_step_mesh
 
 
 def logits_fn(model: BiLM, inputs: jax.Array) -> jax.Array:

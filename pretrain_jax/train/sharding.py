@@ -10,11 +10,33 @@ from typing import Any
 
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
 
 
 def make_mesh() -> Mesh:
   """A 1-D mesh over every device of every process, axis ``("data",)``, ``AxisType.Auto``."""
   return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+
+
+def small_step_mesh() -> Mesh:
+  """One device on a single-process CPU host, else ``make_mesh()``: for methods whose step
+  is too small or too sequential to gain from splitting it over simulated CPU devices.
+
+  With one simulated CPU device per core (``platform.configure_cpu``), every step ends in
+  an all-reduce of the gradients through XLA's in-process rendezvous. For steps of a few
+  milliseconds (the MLPs and RBMs of the generative family) or long sequential scans
+  (ELMo's LSTMs) the split saves nothing, and the rendezvous has stalled: XLA aborted
+  ELMo's demo on a busy 2-core host after its 40 s timeout, and a VAE demo on a quiet one
+  (2026-11-23: both devices waiting at step 198, load average 0.8). A method opts in by
+  ``make_mesh = sharding.small_step_mesh``; on GPU/TPU hosts and in multi-process runs
+  it is the ordinary data-parallel mesh.
+
+  Returns:
+    A 1-D ``("data",)`` mesh with ``AxisType.Auto``.
+  """
+  if jax.default_backend() == "cpu" and jax.process_count() == 1:
+    return Mesh(np.asarray(jax.local_devices()[:1]), ("data",), axis_types=(AxisType.Auto,))
+  return make_mesh()
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
