@@ -172,21 +172,26 @@ def _free_energy(model: RBM, batch: dict) -> dict[str, jax.Array]:
   return {"free_energy": gibbs.rbm_free_energy(model.params(), pixels)}
 
 
-def gibbs_samples(params: dict, key: jax.Array, num_samples: int, num_steps: int) -> np.ndarray:
-  """Visible probabilities after ``num_steps`` block-Gibbs steps from uniform random bits.
+def gibbs_samples(params: dict, key: jax.Array, num_samples: int, num_steps: int,
+                  init_probs: np.ndarray | None = None) -> np.ndarray:
+  """Visible probabilities after ``num_steps`` block-Gibbs steps from random bits.
 
   Args:
     params: RBM params dict.
     key: PRNG key.
     num_samples: chains N.
     num_steps: Gibbs sweeps per chain (thousands to mix).
+    init_probs: float ``[V]`` probability of each starting bit (the training pixels'
+      means: chains then start near the data's marginals, not in uniform noise, where
+      a trained RBM's chains linger); None for 0.5.
 
   Returns:
     float32 ``[N, V]``: p(v = 1 | h) at the last step (the mean image, less noisy to look
     at than the binary sample).
   """
   init_key, run_key = jax.random.split(key)
-  v = jax.random.bernoulli(init_key, 0.5, (num_samples, params["c"].shape[0])).astype(jnp.float32)
+  probs = 0.5 if init_probs is None else jnp.asarray(init_probs, jnp.float32)
+  v = jax.random.bernoulli(init_key, probs, (num_samples, params["c"].shape[0])).astype(jnp.float32)
 
   @jax.jit
   def run(params, v, key):
@@ -240,7 +245,7 @@ def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
   results.update(common.evaluate_features(features_fn, data, config))
   if workdir is not None:
     samples = gibbs_samples(params, jax.random.PRNGKey(config.seed + 1), 100,
-                            config.eval.gibbs_steps)
+                            config.eval.gibbs_steps, init_probs=jax.nn.sigmoid(base))
     generative.save_image_grid(samples.reshape(-1, 28, 28), workdir / generative.SAMPLES_FILE,
                                title=f"RBM: p(v|h) after {config.eval.gibbs_steps} Gibbs steps",
                                num_columns=10)
