@@ -5,6 +5,8 @@ import json
 import math
 import shutil
 
+from flax import nnx
+import jax
 import numpy as np
 import pytest
 
@@ -37,6 +39,21 @@ def test_pack_sequences_predicts_every_token_but_the_first_once():
     np.testing.assert_array_equal(language_models.unpack_stream(packed), stream)
     dropped = language_models.pack_sequences(stream, max_len)  # Train: no partial row.
     assert dropped["tokens"].shape[0] == 22 // max_len and dropped["weights"].all()
+
+
+_APPLY = jax.jit(lambda graphdef, state, tokens: nnx.merge(graphdef, state)(tokens),
+                 static_argnums=0)
+
+
+def _next_token_logits(model, prefix, max_len):
+  """float64 [V] logits after ``prefix`` from one forward pass of the prefix alone: it is
+  right-padded to max_len so that one compiled program serves every length (the padding
+  comes after the position read, which a causal model never sees)."""
+  tokens = np.zeros((1, max_len), np.int32)
+  tokens[0, :len(prefix)] = prefix
+  graphdef, state = nnx.split(model)
+  logits = _APPLY(graphdef, state, tokens)
+  return np.asarray(logits, np.float64)[0, len(prefix) - 1]
 
 
 @pytest.fixture
@@ -72,7 +89,7 @@ def test_score_equals_an_independent_loop_over_positions(trained_run, tmp_path):
   total = 0.0
   for t in range(1, len(ids)):  # Token t is read in the row starting at ((t - 1) // T) * T.
     start = ((t - 1) // max_len) * max_len
-    logits = np.asarray(model(np.asarray([ids[start:t]], np.int32)), np.float64)[0, -1]
+    logits = _next_token_logits(model, ids[start:t], max_len)
     log_z = np.log(np.sum(np.exp(logits - logits.max()))) + logits.max()
     total += log_z - logits[ids[t]]
   nll = total / (len(ids) - 1)
@@ -98,7 +115,7 @@ def test_completion_log_likelihoods_equal_an_independent_loop(trained_run):
     ids = prompt_ids + tokenizer.encode(completion)
     total = 0.0
     for t in range(len(prompt_ids), len(ids)):  # ln p(token t | tokens < t), one pass each.
-      logits = np.asarray(model(np.asarray([ids[:t]], np.int32)), np.float64)[0, -1]
+      logits = _next_token_logits(model, ids[:t], trained.run.config.model.max_len)
       log_z = np.log(np.sum(np.exp(logits - logits.max()))) + logits.max()
       total += logits[ids[t]] - log_z
     assert score == pytest.approx(total, rel=1e-5)

@@ -216,10 +216,10 @@ def test_dot_product_attention_implementation_computes_the_same_model(causal):
         tokens, padding_mask=padding_mask)
     return jnp.sum(jnp.where(padding_mask[..., None], jax.nn.log_softmax(logits), 0.0)), logits
 
-  (value_ours, logits_ours), grads_ours = jax.value_and_grad(
-      lambda p: loss(ours, p), has_aux=True)(params)
-  (value_xla, logits_xla), grads_xla = jax.value_and_grad(
-      lambda p: loss(xla, p), has_aux=True)(params)
+  (value_ours, logits_ours), grads_ours = jax.jit(jax.value_and_grad(
+      lambda p: loss(ours, p), has_aux=True))(params)
+  (value_xla, logits_xla), grads_xla = jax.jit(jax.value_and_grad(
+      lambda p: loss(xla, p), has_aux=True))(params)
   real = np.asarray(padding_mask)
   np.testing.assert_allclose(np.asarray(logits_xla)[real], np.asarray(logits_ours)[real],
                              atol=2e-5)

@@ -190,8 +190,9 @@ def gibbs_samples(params: dict, key: jax.Array, num_samples: int, num_steps: int
     at than the binary sample).
   """
   init_key, run_key = jax.random.split(key)
-  probs = 0.5 if init_probs is None else jnp.asarray(init_probs, jnp.float32)
-  v = jax.random.bernoulli(init_key, probs, (num_samples, params["c"].shape[0])).astype(jnp.float32)
+  shape = (num_samples, params["c"].shape[0])
+  probs = jnp.broadcast_to(0.5 if init_probs is None else jnp.asarray(init_probs, jnp.float32), shape)
+  v = jax.random.bernoulli(init_key, probs, shape).astype(jnp.float32)
 
   @jax.jit
   def run(params, v, key):
