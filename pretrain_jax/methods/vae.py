@@ -199,6 +199,46 @@ def importance_weighted_nll(trained: Any, split: dict[str, np.ndarray], num_samp
           "elbo_nll": float(-np.mean(out["elbo"], dtype=np.float64))}
 
 
+def gradient_variances(model: VAE, images: np.ndarray, key: jax.Array,
+                       num_samples: int) -> dict[str, float]:
+  """The slides' "key takeaway", measured: the variance of the two one-sample estimators of
+  the gradient of E_q[ln p(x|z)] with respect to the variational parameters (μ, log σ²).
+
+  For each image x, at the trained encoder's q(z|x) = N(μ(x), diag σ²(x)), S draws give S
+  one-sample estimates of ∇_{μ, log σ²} E_q[ln p(x|z)] by the score function (REINFORCE,
+  f(z) ∇ ln q(z), no baseline) and by reparameterization (∇ f(μ + σ ⊙ ε)), from the same
+  ε (``objectives.elbo``). Each of the 2Z coordinates gets its variance over the S draws.
+
+  Args:
+    model: a trained unconditional ``VAE``.
+    images: float ``[N, D]`` binary pixels.
+    key: PRNG key.
+    num_samples: S ≥ 2 draws per image.
+
+  Returns:
+    ``{"score_function": mean variance, "reparameterization": mean variance,
+    "median_ratio": median over images and coordinates of the variance ratio}``
+    (variances in nats² per unit parameter).
+
+  Source: Kingma & Welling (2014), Sec. 2.4; Williams (1992); the slides' comparison of
+  the REINFORCE and reparameterization estimators.
+  """
+  def per_image(x, image_key):
+    mean, log_var = model.encode(x[None])
+    f = lambda z: elbo_lib.bernoulli_log_likelihood(x, model.decode(z))
+    score = elbo_lib.score_function_gradient_samples(image_key, f, mean[0], log_var[0], num_samples)
+    path = elbo_lib.reparameterization_gradient_samples(image_key, f, mean[0], log_var[0],
+                                                        num_samples)
+    return (jnp.concatenate([g.var(0, ddof=1) for g in score]),
+            jnp.concatenate([g.var(0, ddof=1) for g in path]))
+
+  keys = jax.random.split(key, len(images))
+  score_var, path_var = jax.jit(jax.vmap(per_image))(jnp.asarray(images, jnp.float32), keys)
+  score_var, path_var = np.asarray(score_var, np.float64), np.asarray(path_var, np.float64)
+  return {"score_function": float(score_var.mean()), "reparameterization": float(path_var.mean()),
+          "median_ratio": float(np.median(score_var / np.maximum(path_var, 1e-30)))}
+
+
 def _encoder_mean(model: VAE, batch: dict) -> jax.Array:
   return model.encode(_pixels(batch["image"]), _labels(model, batch))[0]
 
@@ -228,8 +268,10 @@ def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
     ``val_nll``, ``test_nll`` (−L_S, nats per image, S = ``eval.num_importance_samples``),
     ``test_nll_std_error``, ``val_elbo_nll`` / ``test_elbo_nll`` (−ELBO), ``likelihood``
     (how the NLL was obtained), ``published_nll`` and ``published_source`` (Burda et
-    al.'s figure for this objective and k, or None) and the probe's keys
-    (``common.evaluate_features``).
+    al.'s figure for this objective and k, or None), ``gradient_variance_score_function``,
+    ``gradient_variance_reparameterization`` and ``gradient_variance_median_ratio``
+    (``gradient_variances`` on the first ``eval.gradient_variance_images`` test images,
+    unconditional VAEs) and the probe's keys (``common.evaluate_features``).
   """
   num_samples = config.eval.num_importance_samples
   results: dict[str, Any] = {"likelihood": f"IWAE bound, k={num_samples}",
@@ -259,6 +301,11 @@ def evaluate(trained: Any, data: dict[str, dict[str, np.ndarray]],
     results.update(common.evaluate_features(features_fn, data, config))
 
   model = trained.model()
+  if not config.vae.conditional:
+    count = config.eval.gradient_variance_images
+    variances = gradient_variances(model, (data["test"]["image"][:count] > 0).reshape(count, -1),
+                                   jax.random.PRNGKey(config.seed), 100)
+    results.update({f"gradient_variance_{name}": value for name, value in variances.items()})
   if config.vae.conditional:
     labels = np.repeat(np.arange(model.num_classes), 10)
     images = sample_images(model, jax.random.PRNGKey(config.seed), len(labels), labels)

@@ -177,6 +177,7 @@ def vae_config(variant: str | None, *, objective: str, num_samples: tuple[int, i
   config.vae.conditional = conditional  # Feed the class to the encoder and decoder (conditional VAE).
   config.eval.num_importance_samples = pick(100, 200, 5000)  # k of the IWAE bound on val/test (paper: 5,000).
   config.eval.importance_chunk_size = pick(50, 100, 100)  # Draws per scan step of that bound (memory).
+  config.eval.gradient_variance_images = pick(20, 100, 1000)  # Test images for the estimator-variance comparison.
   config.lock()
   return config
 
